@@ -45,7 +45,7 @@ class LinearHead:
 
 def fit_softmax(X, y: np.ndarray, classes: list[str], C: float, seed: int) -> LinearHead:
     """Multinomial logistic regression over ``classes`` (every class must occur in ``y``)."""
-    lr = LogisticRegression(C=C, max_iter=3000, random_state=seed, class_weight="balanced")
+    lr = LogisticRegression(C=C, solver="newton-cg", max_iter=1000, random_state=seed, class_weight="balanced")
     lr.fit(X, y)
     order = [list(lr.classes_).index(c) for c in classes]
     return LinearHead(classes=list(classes), coef=lr.coef_[order].astype(np.float32),
@@ -62,7 +62,7 @@ def fit_sigmoid(X, Y: np.ndarray, classes: list[str], C: float, seed: int) -> Li
         if yj.min() == yj.max():
             intercept[j] = 10.0 if yj[0] else -10.0
             continue
-        lr = LogisticRegression(C=C, max_iter=3000, random_state=seed, class_weight="balanced")
+        lr = LogisticRegression(C=C, solver="newton-cg", max_iter=1000, random_state=seed, class_weight="balanced")
         lr.fit(X, yj)
         coef[j] = lr.coef_[0]
         intercept[j] = lr.intercept_[0]

@@ -145,29 +145,35 @@ class LexicalVectorizer:
 
 def word_contributions(text: str, analyzer: str, vocabulary: dict[str, int], x_row: sp.csr_matrix,
                        weights: np.ndarray) -> dict[str, float]:
-    """Spread each feature's contribution (tf-idf value x class weight) over the words it comes from.
+    """Spread each feature's contribution (tf-idf value x weight) over the words it comes from.
 
-    A lemma feature belongs to its word; a character n-gram is shared equally by the word occurrences containing it.
-    Returns {lemma: contribution}; the sum over words equals the sum over features (the linear score's lexical part).
+    A lemma feature belongs to its lemma (the parts of a hyphenated compound to the compound); a character n-gram
+    is shared equally by the whitespace tokens containing it. Returns {lemma: contribution}; the contributions add
+    up to the lexical part of the linear score, ``x_row @ weights``.
     """
     x = x_row.toarray().ravel()
     contrib: dict[str, float] = {}
-    char_owners: dict[int, list[str]] = {}
     lemma_owner: dict[int, str] = {}
-    for w in words(text.lower()):
-        if len(w) < 2 or w.isdigit():
-            continue
-        lemma = _lemma(w)
-        key = lemma if lemma not in FINNISH_STOPWORDS else None
-        if "lemma" in analyzer and key:
-            j = vocabulary.get(LEMMA_PREFIX + lemma)
-            if j is not None:
-                lemma_owner[j] = lemma
-        if "char" in analyzer:
-            for g in set(_CHAR(w)):
+    char_owners: dict[int, list[str]] = {}
+    if "lemma" in analyzer:
+        for w in words(text.lower()):
+            if w in FINNISH_STOPWORDS or len(w) < 2 or w.isdigit():
+                continue
+            lemma = _lemma(w)
+            if lemma in FINNISH_STOPWORDS:
+                continue
+            for term in [lemma] + ([p for p in lemma.split("-") if len(p) > 2] if "-" in lemma else []):
+                j = vocabulary.get(LEMMA_PREFIX + term)
+                if j is not None:
+                    lemma_owner.setdefault(j, lemma)
+    if "char" in analyzer:
+        for token in text.lower().split():
+            ws = words(token)
+            owner = _lemma(ws[0]) if ws else token
+            for g in set(_CHAR(token)):
                 j = vocabulary.get(CHAR_PREFIX + g)
                 if j is not None:
-                    char_owners.setdefault(j, []).append(key or w)
+                    char_owners.setdefault(j, []).append(owner)
     for j, lemma in lemma_owner.items():
         contrib[lemma] = contrib.get(lemma, 0.0) + float(x[j] * weights[j])
     for j, owners in char_owners.items():

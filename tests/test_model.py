@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from classifier.model import EMBEDDING, LEXICAL, Documents, LaariModel, TrainingConfig
+from classifier.text import document_text
+from tests.conftest import HashingEmbedder, take
+
+
+def docs_of(data, embedder):
+    texts = [document_text(t, d) for t, d in zip(data.titles, data.descriptions)]
+    return Documents(texts, embedder.encode(texts))
+
+
+def fitted(data, taxonomy, channels=(EMBEDDING, LEXICAL), seed=0):
+    model = LaariModel(taxonomy.laari_ids, taxonomy.out_of_theme.id, taxonomy.tag_ids,
+                       config=TrainingConfig(seed=seed, channels=channels, folds=3))
+    return model.fit(docs_of(data, HashingEmbedder()), data.laari, data.tags)
+
+
+def test_probabilities_are_distributions_and_predictions_are_valid_labels(small_train, taxonomy, corpus_heldout):
+    model = fitted(small_train, taxonomy)
+    test = take(corpus_heldout, 3)
+    docs = docs_of(test, HashingEmbedder())
+    P = model.predict_proba(docs)
+    assert P.shape == (len(test), 6)
+    assert np.allclose(P.sum(axis=1), 1.0, atol=1e-5)
+    assert set(model.predict(docs)) <= set(taxonomy.verdict_ids)
+    assert all(set(t) <= set(taxonomy.tag_ids) for t in model.predict_tags(docs))
+
+
+def test_model_learns_something_real(small_train, taxonomy, corpus_heldout):
+    """Trained on 14 projects per label, the model must beat chance (1/6) by far on unseen projects."""
+    model = fitted(small_train, taxonomy)
+    test = take(corpus_heldout, 6)
+    pred = model.predict(docs_of(test, HashingEmbedder()))
+    accuracy = np.mean(np.asarray(pred) == np.asarray(test.laari))
+    assert accuracy >= 0.5, accuracy
+
+
+def test_cv_choices_are_recorded(small_train, taxonomy):
+    model = fitted(small_train, taxonomy)
+    assert model.channel_choice in ("embedding", "lexical", "both")
+    assert set(model.cv["per_channel_router_macro_f1"]) == {EMBEDDING, LEXICAL}
+    assert model.tag_thresholds.shape == (8,)
+    assert 0.0 < model.out_threshold < 1.0
+
+
+def test_lexical_only_model_needs_no_embeddings(small_train, taxonomy):
+    model = fitted(small_train, taxonomy, channels=(LEXICAL,))
+    assert model.channel_choice == "lexical"
+    texts = [document_text(t, d) for t, d in zip(small_train.titles[:3], small_train.descriptions[:3])]
+    assert len(model.predict(Documents(texts))) == 3
+
+
+def test_training_is_deterministic(small_train, taxonomy):
+    a = fitted(small_train, taxonomy, seed=3)
+    b = fitted(small_train, taxonomy, seed=3)
+    meta_a, arr_a = a.to_arrays()
+    meta_b, arr_b = b.to_arrays()
+    assert meta_a == meta_b
+    assert all(np.array_equal(arr_a[k], arr_b[k]) for k in arr_a)
+
+
+def test_unknown_label_is_refused(small_train, taxonomy):
+    model = LaariModel(taxonomy.laari_ids, taxonomy.out_of_theme.id, taxonomy.tag_ids)
+    labels = list(small_train.laari)
+    labels[0] = "kulttuuri"
+    with pytest.raises(ValueError, match="unknown laari labels.*kulttuuri"):
+        model.fit(docs_of(small_train, HashingEmbedder()), labels, small_train.tags)
