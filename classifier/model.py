@@ -30,7 +30,7 @@ from .lexical import LexicalVectorizer
 EMBEDDING = "embedding"
 LEXICAL = "lexical"
 FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-C_GRID = {EMBEDDING: (0.1, 0.3, 1.0), LEXICAL: (3.0, 10.0, 30.0)}
+C_GRID = {EMBEDDING: (0.1, 0.3, 1.0), LEXICAL: (10.0, 30.0)}
 TEMPERATURE_GRID = tuple(np.round(np.arange(0.4, 3.01, 0.1), 2))
 OUT_THRESHOLD_GRID = tuple(np.round(np.arange(0.1, 0.81, 0.05), 2))
 N_JOBS = max(1, min(4, os.cpu_count() or 1))

@@ -49,12 +49,14 @@ def data_hash(data: LabelledSet) -> str:
 
 
 def library_versions() -> dict:
+    """Installed versions of the libraries a model depends on (read from package metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"laari": __version__, "python": platform.python_version()}
-    for name in ("numpy", "scipy", "sklearn", "sentence_transformers", "torch", "transformers"):
+    for name in ("numpy", "scipy", "scikit-learn", "sentence-transformers", "torch", "transformers", "simplemma"):
         try:
-            module = __import__(name)
-            out[name] = getattr(module, "__version__", "?")
-        except ImportError:
+            out[name] = version(name)
+        except PackageNotFoundError:
             pass
     return out
 
