@@ -29,6 +29,11 @@ def _read_prefixes(folder: Path) -> dict[str, str]:
     return {}
 
 
+def _embedding_dimension(model) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
 def folder_id(folder: Path) -> str:
     """A stable identity for a model folder: its name and a hash of its configuration and weight sizes."""
     h = hashlib.sha256()
@@ -64,6 +69,9 @@ class SentenceTransformerEmbedder(Embedder):
             with self._lock:
                 if self._model is None:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.set_verbosity_error()  # long texts are chunked here; their length warning is noise
 
                     device = self._device
                     if device is None:
@@ -71,7 +79,7 @@ class SentenceTransformerEmbedder(Embedder):
 
                         device = "cuda" if torch.cuda.is_available() else "cpu"
                     model = SentenceTransformer(str(self.folder), device=device, local_files_only=True)
-                    self.dim = model.get_sentence_embedding_dimension()
+                    self.dim = _embedding_dimension(model)
                     self._model = model
         return self._model
 
@@ -113,7 +121,7 @@ class SentenceTransformerEmbedder(Embedder):
         texts = list(texts)
         prefix = self.prefixes.get(TextKind(kind).value, "")
         if not texts:
-            return np.zeros((0, self.dim or self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.dim or _embedding_dimension(self.model)), dtype=np.float32)
         owners: list[int] = []
         flat: list[str] = []
         for i, text in enumerate(texts):

@@ -1,0 +1,31 @@
+# laari: the two commands of the README are `make setup` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup install test train demo serve bench clean
+
+# set up everything, train the default model on the bundled corpus, evaluate it and show a prediction
+setup: install train demo
+
+install:
+	bash scripts/setup.sh
+
+train: install
+	$(BIN)/laari train
+	$(BIN)/laari evaluate --report reports/heldout
+	$(BIN)/laari evaluate --data ../shared/real-sample/projects.jsonl --report reports/real-sample || true
+
+demo:
+	$(BIN)/laari predict --title "Jaksava kotihoito" "Hankkeessa kehitetään kotihoidon työyhteisöjen \
+	työhyvinvointia ja vähennetään kiireen aiheuttamaa kuormitusta. Esihenkilöt saavat valmennusta, ja \
+	henkilöstön jaksamista seurataan toistuvalla kyselyllä kolmella hyvinvointialueella."
+
+# the whole test suite (sets up what it needs first, without training the default model)
+test: install
+	$(BIN)/python -m pytest -q
+
+serve: install
+	$(BIN)/laari serve
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
