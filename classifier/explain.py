@@ -107,7 +107,7 @@ def sentence_support(model: LaariModel, sentences: list[str], sentence_embedding
     """Score each sentence on its own with the router; keep the ``k`` that most support verdict ``column``."""
     if not sentences:
         return []
-    P = model.scores(Documents(sentences, sentence_embeddings)).verdict_proba
+    P = model.scores(Documents(sentences, sentence_embeddings), router_only=True).verdict_proba
     support = P[:, column]
     order = np.argsort(-support, kind="stable")[:k]
     return [{"index": int(i), "text": sentences[i], "support": round(float(support[i]), 4)}

@@ -64,7 +64,7 @@ class Scores:
     """Raw model output for a batch: verdict probabilities (laarit + out of theme) and tag scores."""
 
     verdict_proba: np.ndarray  # [n, len(verdicts)]
-    tag_scores: np.ndarray  # [n, len(tags)]
+    tag_scores: np.ndarray | None  # [n, len(tags)]; None when only the router was asked
     lexical_X: sp.csr_matrix | None = None
     embeddings: np.ndarray | None = None
 
@@ -106,11 +106,15 @@ class LaariModel:
     def _emb_features(self, docs: Documents) -> np.ndarray:
         return (docs.embeddings - self.emb_mean) / self.emb_scale
 
-    def _channels(self, docs: Documents) -> dict[str, object]:
+    def _channels(self, docs: Documents, router_only: bool = False) -> dict[str, object]:
+        """Features of the channels that carry weight (a channel with weight 0 is not computed)."""
+        weights = [self.router_weight] + ([] if router_only else [self.tagger_weight])
         feats: dict[str, object] = {}
-        if EMBEDDING in self.router and docs.embeddings is not None:
+        if EMBEDDING in self.router and any(w > 0 for w in weights):
+            if docs.embeddings is None:
+                raise ValueError("this model needs embeddings; none were given")
             feats[EMBEDDING] = self._emb_features(docs)
-        if LEXICAL in self.router:
+        if LEXICAL in self.router and any(w < 1 for w in weights):
             feats[LEXICAL] = self.vectorizer.transform(docs.texts)
         return feats
 
@@ -220,10 +224,9 @@ class LaariModel:
         return np.where(P[:, out_col] >= threshold, out_col, P[:, :out_col].argmax(1))
 
     # ------------------------------------------------------------------ prediction
-    def scores(self, docs: Documents) -> Scores:
-        feats = self._channels(docs)
-        if EMBEDDING in self.router and EMBEDDING not in feats:
-            raise ValueError("this model needs embeddings; none were given")
+    def scores(self, docs: Documents, router_only: bool = False) -> Scores:
+        """Verdict probabilities and (unless ``router_only``) tag scores for a batch of documents."""
+        feats = self._channels(docs, router_only)
 
         def mixed(heads: dict[str, LinearHead], w: float) -> np.ndarray:
             total = 0
@@ -234,7 +237,7 @@ class LaariModel:
             return total
 
         P = _temper(mixed(self.router, self.router_weight), self.temperature)
-        S = mixed(self.tagger, self.tagger_weight)
+        S = None if router_only else mixed(self.tagger, self.tagger_weight)
         return Scores(verdict_proba=P, tag_scores=S, lexical_X=feats.get(LEXICAL), embeddings=docs.embeddings)
 
     def predict_proba(self, docs: Documents) -> np.ndarray:

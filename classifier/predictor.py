@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +33,7 @@ class ModelMismatchError(BundleError):
 
 class Predictor:
     def __init__(self, bundle: Bundle, embedder: Embedder | None = None, *,
-                 max_description_chars: int = MAX_DESCRIPTION_CHARS):
+                 max_description_chars: int = MAX_DESCRIPTION_CHARS, memo_size: int = 2048):
         self.bundle = bundle
         self.model = bundle.model
         self.reference = bundle.reference
@@ -44,6 +47,9 @@ class Predictor:
                 f"model {bundle.version} was trained with embedder {bundle.manifest.get('embedder_id')!r} but "
                 f"{embedder.id!r} is configured; set LAARI_EMBEDDER to the model's embedder or retrain")
         self.embedder = embedder if self.needs_embeddings else None
+        self._memo: OrderedDict[tuple, Prediction] = OrderedDict()
+        self._memo_lock = threading.Lock()
+        self.memo_size = memo_size
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, registry: Registry | None = None,
@@ -79,16 +85,40 @@ class Predictor:
         docs: list[str] = []
         for i, item in enumerate(items):
             try:
-                docs.append(self._document(item))
-                ok.append(i)
+                doc = self._document(item)
             except InputError as exc:
                 results[i] = exc
+                continue
+            remembered = self._recall((doc, explain, item.id))
+            if remembered is not None:
+                results[i] = remembered
+            else:
+                docs.append(doc)
+                ok.append(i)
         if ok:
             embeddings = self.embedder.encode(docs, TextKind.PASSAGE) if self.embedder else None
             scores = self.model.scores(Documents(docs, embeddings))
             for row, i in enumerate(ok):
                 results[i] = self._prediction(items[i], docs[row], scores, row, explain)
+                self._remember((docs[row], explain, items[i].id), results[i])
         return results  # type: ignore[return-value]
+
+    def _recall(self, key: tuple) -> Prediction | None:
+        """A finished prediction for the same text (and id, which the neighbours exclude), as a fresh copy."""
+        with self._memo_lock:
+            found = self._memo.get(key)
+            if found is None:
+                return None
+            self._memo.move_to_end(key)
+        return copy.deepcopy(found)
+
+    def _remember(self, key: tuple, prediction: Prediction) -> None:
+        if self.memo_size <= 0:
+            return
+        with self._memo_lock:
+            self._memo[key] = copy.deepcopy(prediction)
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
 
     # ------------------------------------------------------------------ internals
     def _document(self, item: ProjectInput) -> str:
@@ -160,5 +190,7 @@ class Predictor:
         sentences = split_sentences(doc)[:MAX_EXPLAINED_SENTENCES]
         if len(sentences) <= 1:
             return [{"index": 0, "text": s, "support": None} for s in sentences]
-        emb = self.embedder.encode(sentences, TextKind.PASSAGE) if self.embedder is not None else None
+        # sentences need embeddings only when the router gives the embedding channel weight
+        uses_embeddings = self.embedder is not None and EMBEDDING in self.model.router and self.model.router_weight > 0
+        emb = self.embedder.encode(sentences, TextKind.PASSAGE) if uses_embeddings else None
         return sentence_support(self.model, sentences, emb, column)

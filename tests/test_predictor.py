@@ -90,3 +90,15 @@ def test_batch_results_keep_order_and_embed_once(trained_bundle):
     res = p.predict_many(items, explain=False)
     assert [getattr(r, "id", None) for r in res] == ["a", None, "c"]
     assert emb.calls == 1
+
+
+def test_repeated_text_is_answered_from_memory_with_equal_result(trained_bundle):
+    emb = HashingEmbedder()
+    p = Predictor(load_bundle(trained_bundle.path), emb)
+    first = p.predict_one(TEXT, id="m1")
+    calls = emb.calls
+    second = p.predict_one(TEXT, id="m1")
+    assert emb.calls == calls  # nothing embedded again
+    assert second == first and second is not first
+    second.tags.append("changed")
+    assert p.predict_one(TEXT, id="m1") == first  # callers cannot corrupt the remembered result
