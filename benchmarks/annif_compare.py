@@ -22,6 +22,10 @@ Annif's analyzers tokenize with NLTK's ``punkt_tab`` data, which NLTK would try 
 lists) so that everything runs offline. The same file is also the worker that runs inside the Annif venv
 (``--worker JOB RESULT``, internal); its top level uses the standard library only.
 
+Caveats: Annif's svc backend trains on ONE subject per document (for multi-tag documents Annif keeps one of the
+tags), so its tag scores are a weak baseline by construction; omikuji's tree clustering is randomised (no seed is
+exposed), so its figures move by about +-0.01 between runs; tfidf and svc are deterministic.
+
 Output: a Markdown table on stdout, ``benchmarks/results/annif.json`` (full metrics, per-label figures,
 confusion matrices, thresholds, timings, versions and data hashes). Progress goes to stderr.
 """
@@ -29,7 +33,6 @@ confusion matrices, thresholds, timings, versions and data hashes). Progress goe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -84,7 +87,7 @@ def _probe_annif(py: Path) -> str | None:
     """Annif's version if ``py`` can import annif and omikuji, else None."""
     if not py.exists():
         return None
-    code = "import importlib.metadata as m, annif, omikuji, voikko; print(m.version('annif'))"
+    code = "import importlib.metadata as m, annif, omikuji; print(m.version('annif'))"
     try:
         res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired):
@@ -249,7 +252,11 @@ def worker(job_path: str, result_path: str) -> int:
     if any(a == "voikko" for _, a in job["combos"]):
         try:
             import voikko.libvoikko
-
+        except ImportError:
+            print(f"ERROR: the voikko analyzer needs the voikko package in {sys.prefix} (pip install voikko)",
+                  file=sys.stderr)
+            return 3
+        try:
             voikko.libvoikko.Voikko("fi").terminate()
         except Exception as exc:  # OSError (no libvoikko) or VoikkoException (no Finnish dictionary)
             print(f"ERROR: the voikko analyzer needs libvoikko and its Finnish dictionary (Debian: apt-get install "
@@ -394,6 +401,8 @@ def run(args: argparse.Namespace) -> int:
     folds = args.folds if args.folds is not None else (3 if args.quick else 5)
     if folds < 2:
         raise BenchmarkError("--folds must be at least 2 (the tag threshold is chosen by cross-validation)")
+    if args.jobs < 0:
+        raise BenchmarkError("--jobs must be 0 (Annif decides) or a positive number")
     workdir = Path(tempfile.mkdtemp(prefix="laari-annif-"))
     try:
         return _benchmark(args, workdir, backends, analyzers, folds, started)
@@ -434,7 +443,8 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
         except DataError as exc:
             raise BenchmarkError(str(exc).replace(str(snapshot), str(path))) from exc
         sets[name] = data
-        data_info[name] = {"path": str(path), "rows": len(data), "sha256": file_hash(snapshot)}
+        data_info[name] = {"path": os.path.relpath(path.resolve(), REPO), "rows": len(data),
+                           "sha256": file_hash(snapshot)}
     train = sets["train"]
     if len(train) < 2 * folds:
         raise BenchmarkError(f"{args.train}: {len(train)} rows, too few for {folds}-fold cross-validation")
@@ -528,7 +538,7 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
             fit = (1.0 - L[:, verdicts.index(out_id)]).tolist()
             m = score(data.laari, pred_laari, data.tags, pred_tags, verdicts=verdicts, tag_ids=tag_ids,
                       out_id=out_id, fit=fit)
-            m["source"] = str(paths[name])
+            m["source"] = data_info[name]["path"]
             m["docs_without_laari_suggestion"] = int(no_suggestion.sum())
             m["suggest_seconds"] = round(res["laari"]["suggest"][name]["seconds"]
                                          + res["tags"]["suggest"][name]["seconds"], 2)
@@ -539,6 +549,9 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
         "tokenizes offline; Annif's word tokenizer asks NLTK for the English parameters whatever the language",
         "train/suggest seconds include Annif's tokenization and stemming; CV seconds are separate (timings.cv_seconds)",
     ]
+    if any(b == "omikuji" for b, _ in combos):
+        results["notes"].append("omikuji's clustering is randomised and Annif exposes no seed: its figures move by "
+                                "about +-0.01 between runs")
     results["timings"] = {"annif_worker_seconds": round(worker_seconds, 1),
                           "total_seconds": round(time.perf_counter() - started, 1)}
     if any(b == "svc" for b, _ in combos):
@@ -547,9 +560,13 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
                             f"several tags Annif keeps one of them (and skips documents without tags)")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    fd, tmp = tempfile.mkstemp(prefix=args.out.name + ".", suffix=".tmp", dir=args.out.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not meant for a results file
+    os.replace(tmp, args.out)
     print(f"## Annif {annif_version} on laari's tasks (train: {len(train)} rows; tag threshold: {folds}-fold CV "
           f"on the training split)\n")
     print(markdown_table(results))
