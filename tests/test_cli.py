@@ -150,3 +150,14 @@ def test_taxonomy_check(env, tmp_path):
                    encoding="utf-8")
     r = run(env, "taxonomy", "check", str(bad))
     assert r.exit_code == 1 and "duplicate id 'tyohyvinvointi'" in r.output
+
+
+def test_model_and_taxonomy_mismatch_is_refused(env, tmp_path):
+    from classifier.taxonomy import DEFAULT_TAXONOMY_PATH
+
+    other = tmp_path / "other.yaml"
+    other.write_text(DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8").replace("id: johtaminen", "id: esihenkilotyo"),
+                     encoding="utf-8")
+    r = run(env, "predict", "--taxonomy", str(other), "Työhyvinvointia kotihoitoon.")
+    assert r.exit_code == 1
+    assert "+johtaminen" in r.output and "-esihenkilotyo" in r.output

