@@ -417,6 +417,11 @@ def taxonomy_show(path: Optional[Path] = typer.Argument(None)):
         fail(str(exc))
 
 
+from service.cli import register as _register_serve  # noqa: E402  (adds `laari serve`)
+
+_register_serve(app)
+
+
 def main():  # console-script entry point
     app()
 

@@ -1,0 +1,4 @@
+from .cli import serve
+import typer
+
+typer.run(serve)
