@@ -13,7 +13,8 @@ install:
 train: install
 	$(BIN)/laari train
 	$(BIN)/laari evaluate --report reports/heldout
-	$(BIN)/laari evaluate --data ../shared/real-sample/projects.jsonl --report reports/real-sample || true
+	if [ -f ../shared/real-sample/projects.jsonl ]; then \
+	  $(BIN)/laari evaluate --data ../shared/real-sample/projects.jsonl --report reports/real-sample; fi
 
 demo:
 	$(BIN)/laari predict --title "Jaksava kotihoito" "Hankkeessa kehitetään kotihoidon työyhteisöjen \

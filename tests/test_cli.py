@@ -101,7 +101,7 @@ def test_evaluate_writes_report(env, tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)[str(env["held"])]
     assert m["n"] == 12 and len(m["laari"]["confusion"]["matrix"]) == 6
-    folder = tmp_path / "rep" / "held"
+    folder = tmp_path / "rep"
     assert (folder / "confusion.png").stat().st_size > 1000
     assert "<table>" in (folder / "report.html").read_text()
     assert "Confusion matrix" in (folder / "report.md").read_text()

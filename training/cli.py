@@ -174,12 +174,14 @@ def evaluate(
     try:
         predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
         results = {}
-        for path in data or [pipeline.DEFAULT_HELDOUT]:
+        paths = data or [pipeline.DEFAULT_HELDOUT]
+        for path in paths:
             labelled = load_labelled(path, predictor.taxonomy)
             metrics, rows = evaluate_predictor(predictor, labelled)
             results[str(path)] = metrics
-            if report:
-                write_evaluation_report(report / Path(path).stem, metrics, rows, predictor)
+            if report:  # one file: the report folder itself; several: a subfolder per file
+                write_evaluation_report(report if len(paths) == 1 else report / Path(path).stem, metrics, rows,
+                                        predictor)
     except _errors() as exc:
         fail(str(exc))
     if as_json:
