@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Batch memory on a 100,000-row CSV: the whole `laari batch` process (peak RSS) stays bounded.
+
+    LAARI_HOME=/tmp/laarihome LAARI_MODELS_DIR=/tmp/laarimodels \
+        .venv/bin/python benchmarks/batch_memory.py [--rows 100000] [--explain] [--workdir /tmp/laari-bench-mem]
+
+Builds a register of ``--rows`` rows from the bundled corpus (cycled, new ids, a few error rows: empty texts and
+duplicate ids), runs ``python -m training.cli_batch batch IN OUT`` (the `laari batch` command) as a child process
+and samples its RSS (with its children) every second with psutil, alongside the rows done (from the chunk records).
+The peak is also read from ``getrusage(RUSAGE_CHILDREN)``. By default explanations are off (``--no-explain``): the
+memory is the point here and a warm-cache row costs ~3x more with them; ``--explain`` measures with them on.
+
+Writes ``benchmarks/results/batch_memory.json`` (peak, RSS at 10/50/90 % of the rows, rows/s, samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_register(path: Path, n: int) -> None:
+    recs = [json.loads(line) for f in ("train.jsonl", "heldout.jsonl")
+            for line in (REPO / "training" / "data" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "description"])
+        for i in range(n):
+            r = recs[i % len(recs)]
+            rid = f"S{300000 + i}"
+            desc = r["description"]
+            if i % 5000 == 17:
+                desc = ""
+            if i % 5000 == 29:
+                rid = f"S{300000 + i - 1}"
+            w.writerow([rid, r["title"], desc])
+
+
+def main():
+    import psutil
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--chunk-size", type=int, default=256)
+    ap.add_argument("--model", default=None, help="model version (default: the registry's current one)")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/laari-bench-mem"))
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batch_memory.json")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    inp = args.workdir / f"register-{args.rows}.csv"
+    if not inp.exists():
+        print(f"building {inp}", file=sys.stderr)
+        build_register(inp, args.rows)
+    out = args.workdir / f"results-{args.rows}.jsonl"
+    for p in (out, out.with_name(out.name + ".manifest.json")):
+        p.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "training.cli_batch", "batch", str(inp), str(out), "--quiet", "--restart",
+           "--chunk-size", str(args.chunk_size), "--explain" if args.explain else "--no-explain"]
+    if args.model:
+        cmd += ["--model", args.model]
+    print(" ".join(cmd), file=sys.stderr)
+    t0 = time.time()
+    child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Process(child.pid)
+    state = out.with_name(out.name + ".partial") / "state.json"
+    samples = []
+    while child.poll() is None:
+        try:
+            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            break
+        rows = 0
+        try:
+            rows = sum(c["rows"] for c in json.loads(state.read_text())["chunks"])
+        except (OSError, ValueError, KeyError):
+            pass
+        samples.append({"t": round(time.time() - t0, 1), "rows": rows, "rss_mb": round(rss / 2**20, 1)})
+        if len(samples) % 60 == 0:
+            print(f"{samples[-1]}", file=sys.stderr)
+        time.sleep(1.0)
+    stdout, stderr = child.communicate()
+    wall = time.time() - t0
+    if child.returncode != 0:
+        print(stderr, file=sys.stderr)
+        raise SystemExit(f"batch failed: {child.returncode}")
+    peak_rusage_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+
+    def rss_at(share):
+        target = share * args.rows
+        cands = [s for s in samples if s["rows"] >= target]
+        return cands[0]["rss_mb"] if cands else None
+
+    result = {
+        "benchmark": "batch_memory", "command": "python benchmarks/batch_memory.py " + " ".join(sys.argv[1:]),
+        "batch_command": " ".join(cmd[1:]), "rows": args.rows, "input_mb": round(inp.stat().st_size / 2**20, 1),
+        "output_mb": round(out.stat().st_size / 2**20, 1), "explain": args.explain, "model": manifest["model"]["version"],
+        "seconds": round(wall, 1), "rows_per_s": round(args.rows / wall, 1),
+        "peak_rss_mb_sampled": max(s["rss_mb"] for s in samples) if samples else None,
+        "peak_rss_mb_rusage": round(peak_rusage_mb, 1),
+        "rss_mb_at": {"10%": rss_at(0.1), "50%": rss_at(0.5), "90%": rss_at(0.9)},
+        "counts": {k: manifest["counts"][k] for k in ("rows", "predicted", "errors")},
+        "embedding_cache": manifest["embedding_cache"], "cpus": os.cpu_count(),
+        "samples": samples[:: max(1, len(samples) // 200)],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
