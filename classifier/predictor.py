@@ -78,8 +78,13 @@ class Predictor:
             raise result
         return result
 
-    def predict_many(self, items: Sequence[ProjectInput], explain: bool = True) -> list[Prediction | InputError]:
-        """One result per item, in order: a Prediction, or the InputError saying why that item was refused."""
+    def predict_many(self, items: Sequence[ProjectInput], explain: bool = True,
+                     sentences: bool = True) -> list[Prediction | InputError]:
+        """One result per item, in order: a Prediction, or the InputError saying why that item was refused.
+
+        ``explain=False`` leaves out terms, sentences and neighbours (runner-up, margin and fit stay);
+        ``sentences=False`` keeps the rest of the explanation but skips the supporting sentences, the costly part
+        (each sentence is scored on its own)."""
         results: list[Prediction | InputError | None] = [None] * len(items)
         ok: list[int] = []
         docs: list[str] = []
@@ -89,7 +94,7 @@ class Predictor:
             except InputError as exc:
                 results[i] = exc
                 continue
-            remembered = self._recall((doc, explain, item.id))
+            remembered = self._recall((doc, explain, sentences, item.id))
             if remembered is not None:
                 results[i] = remembered
             else:
@@ -99,8 +104,8 @@ class Predictor:
             embeddings = self.embedder.encode(docs, TextKind.PASSAGE) if self.embedder else None
             scores = self.model.scores(Documents(docs, embeddings))
             for row, i in enumerate(ok):
-                results[i] = self._prediction(items[i], docs[row], scores, row, explain)
-                self._remember((docs[row], explain, items[i].id), results[i])
+                results[i] = self._prediction(items[i], docs[row], scores, row, explain, sentences)
+                self._remember((docs[row], explain, sentences, items[i].id), results[i])
         return results  # type: ignore[return-value]
 
     def _recall(self, key: tuple) -> Prediction | None:
@@ -133,7 +138,8 @@ class Predictor:
                              f"{self.max_description_chars}")
         return document_text(item.title, item.description)
 
-    def _prediction(self, item: ProjectInput, doc: str, scores, row: int, explain: bool) -> Prediction:
+    def _prediction(self, item: ProjectInput, doc: str, scores, row: int, explain: bool,
+                    sentences: bool = True) -> Prediction:
         model = self.model
         laari_ids = model.laari_ids
         P = scores.verdict_proba[row]
@@ -177,7 +183,8 @@ class Predictor:
             explanation["terms"] = top_terms(model, doc, x_row, "router", column, contrast=True)
             explanation["tag_terms"] = {
                 t: top_terms(model, doc, x_row, "tagger", model.tag_ids.index(t), contrast=False, n=5) for t in tags}
-            explanation["sentences"] = self._sentences(doc, column)
+            if sentences:
+                explanation["sentences"] = self._sentences(doc, column)
             explanation["similar"] = neighbours(self.reference, query, k=3, exclude_id=item.id)
         return Prediction(
             id=item.id, laari=verdict,

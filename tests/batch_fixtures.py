@@ -31,9 +31,9 @@ class HashingFactory:
         if self.delay:
             original = p.predict_many
 
-            def slow(items, explain=True):
+            def slow(items, explain=True, sentences=True):
                 time.sleep(self.delay)
-                return original(items, explain=explain)
+                return original(items, explain=explain, sentences=sentences)
 
             p.predict_many = slow
         return p

@@ -288,10 +288,10 @@ def test_one_failing_row_becomes_an_error_row(tmp_path, trained_bundle, rows40):
     p = Predictor(load_bundle(trained_bundle.path), HashingEmbedder())
     original = p.predict_many
 
-    def fragile(items, explain=True):
+    def fragile(items, explain=True, sentences=True):
         if any("POISON" in it.description for it in items):
             raise RuntimeError("tokenizer exploded")
-        return original(items, explain=explain)
+        return original(items, explain=explain, sentences=sentences)
 
     p.predict_many = fragile
     rows = [dict(r) for r in rows40[:10]]

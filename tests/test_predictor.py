@@ -102,3 +102,11 @@ def test_repeated_text_is_answered_from_memory_with_equal_result(trained_bundle)
     assert second == first and second is not first
     second.tags.append("changed")
     assert p.predict_one(TEXT, id="m1") == first  # callers cannot corrupt the remembered result
+
+
+def test_sentences_can_be_left_out_of_the_explanation(trained_bundle):
+    p = Predictor(load_bundle(trained_bundle.path), HashingEmbedder())
+    lean = p.predict_many([ProjectInput(description=TEXT, id="s1")], sentences=False)[0]
+    full = p.predict_many([ProjectInput(description=TEXT, id="s1")])[0]
+    assert "sentences" not in lean.explanation and full.explanation["sentences"]
+    assert lean.explanation["terms"] == full.explanation["terms"] and lean.laari == full.laari

@@ -27,7 +27,6 @@ from __future__ import annotations
 import codecs
 import csv
 import fcntl
-import inspect
 import itertools
 import json
 import os
@@ -300,32 +299,9 @@ def count_rows(path: str | Path) -> int | None:
 
 # =====================================================================================================  predicting
 def _sentence_free(predictor, items, *, explain_full: bool):
-    """``predict_many`` with the full explanation, or with everything but the sentence-level part (which embeds
-    every sentence and dominates the cost). Uses the library's ``sentences=False`` when it has one."""
-    if explain_full:
-        return predictor.predict_many(items, explain=True)
-    if "sentences" in inspect.signature(predictor.predict_many).parameters:
-        return predictor.predict_many(items, explain=True, sentences=False)
-    # fallback for a library without the option: skip only the sentence step of this predictor instance, and
-    # keep these sentence-less results out of its memo (they would be served to a later explain=True call)
-    predictor._sentences = _no_sentences
-    memo_size = getattr(predictor, "memo_size", None)
-    if memo_size is not None:
-        predictor.memo_size = 0
-    try:
-        results = predictor.predict_many(items, explain=True)
-    finally:
-        del predictor._sentences
-        if memo_size is not None:
-            predictor.memo_size = memo_size
-    for r in results:
-        if not isinstance(r, Exception):
-            r.explanation.pop("sentences", None)
-    return results
-
-
-def _no_sentences(doc, column):
-    return []
+    """``predict_many`` with the full explanation, or with everything but the supporting sentences (which score
+    every sentence on its own and dominate the cost)."""
+    return predictor.predict_many(items, explain=True, sentences=explain_full)
 
 
 def predictor_results(predictor, items: list, explain: str) -> list:
