@@ -40,8 +40,9 @@ def _lemma(word: str) -> str:
     return simplemma.lemmatize(word, lang="fi")
 
 
-def lemma_terms(text: str) -> list[str]:
-    """Lemmatised content words of a text, hyphenated compounds also as their parts."""
+def lemma_groups(text: str) -> list[tuple[str, list[str]]]:
+    """For each content word of a text: its lemma and the lemma features it yields (the lemma itself, and the
+    parts of a hyphenated compound)."""
     out = []
     for w in words(text.lower()):
         if w in FINNISH_STOPWORDS or len(w) < 2 or w.isdigit():
@@ -49,10 +50,14 @@ def lemma_terms(text: str) -> list[str]:
         lemma = _lemma(w)
         if lemma in FINNISH_STOPWORDS:
             continue
-        out.append(lemma)
-        if "-" in lemma:
-            out.extend(p for p in lemma.split("-") if len(p) > 2 and p not in FINNISH_STOPWORDS)
+        parts = [p for p in lemma.split("-") if len(p) > 2 and p not in FINNISH_STOPWORDS] if "-" in lemma else []
+        out.append((lemma, [lemma] + parts))
     return out
+
+
+def lemma_terms(text: str) -> list[str]:
+    """Lemmatised content words of a text, hyphenated compounds also as their parts."""
+    return [term for _, terms in lemma_groups(text) for term in terms]
 
 
 def _lemma_analyzer(text: str) -> list[str]:
@@ -156,13 +161,8 @@ def word_contributions(text: str, analyzer: str, vocabulary: dict[str, int], x_r
     lemma_owner: dict[int, str] = {}
     char_owners: dict[int, list[str]] = {}
     if "lemma" in analyzer:
-        for w in words(text.lower()):
-            if w in FINNISH_STOPWORDS or len(w) < 2 or w.isdigit():
-                continue
-            lemma = _lemma(w)
-            if lemma in FINNISH_STOPWORDS:
-                continue
-            for term in [lemma] + ([p for p in lemma.split("-") if len(p) > 2] if "-" in lemma else []):
+        for lemma, terms in lemma_groups(text):
+            for term in terms:
                 j = vocabulary.get(LEMMA_PREFIX + term)
                 if j is not None:
                     lemma_owner.setdefault(j, lemma)

@@ -9,21 +9,19 @@ from training.cli import app
 from tests.conftest import take
 
 
+def write_labelled(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(len(data)):
+            f.write(json.dumps({"id": data.ids[i], "title": data.titles[i], "description": data.descriptions[i],
+                                "laari": data.laari[i], "tags": data.tags[i]}, ensure_ascii=False) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, corpus_train, corpus_heldout):
     root = tmp_path_factory.mktemp("cli")
-    train = root / "train.jsonl"
-    small = take(corpus_train, 12)
-    with open(train, "w", encoding="utf-8") as f:
-        for i in range(len(small)):
-            f.write(json.dumps({"id": small.ids[i], "title": small.titles[i], "description": small.descriptions[i],
-                                "laari": small.laari[i], "tags": small.tags[i]}, ensure_ascii=False) + "\n")
-    held = root / "held.jsonl"
-    test = take(corpus_heldout, 2)
-    with open(held, "w", encoding="utf-8") as f:
-        for i in range(len(test)):
-            f.write(json.dumps({"id": test.ids[i], "title": test.titles[i], "description": test.descriptions[i],
-                                "laari": test.laari[i], "tags": test.tags[i]}, ensure_ascii=False) + "\n")
+    train = write_labelled(root / "train.jsonl", take(corpus_train, 12))
+    held = write_labelled(root / "held.jsonl", take(corpus_heldout, 2))
     mp = pytest.MonkeyPatch()
     mp.setenv("LAARI_MODELS_DIR", str(root / "models"))
     mp.setenv("LAARI_EMBEDDING_CACHE", str(root / "cache.sqlite"))
