@@ -4,8 +4,9 @@ BIN := $(VENV)/bin
 
 .PHONY: setup install test train demo serve bench clean
 
-# set up everything, train the default model on the bundled corpus, evaluate it and show a prediction
-setup: install train demo
+# set up everything, train the default model on the bundled corpus, evaluate it, show a prediction, and start
+# the service with the reviewer page at http://127.0.0.1:8000/ (Ctrl-C stops it)
+setup: install train demo serve
 
 install:
 	bash scripts/setup.sh
