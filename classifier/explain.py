@@ -2,6 +2,7 @@
 
 - terms: each word's share of the lexical channel's score for the chosen laari against the other verdicts (and
   for each tag), from the model's own weights, so the terms are what the model actually used;
+  computed for a whole batch at once (``term_explanations``);
 - sentences: the 1-3 sentences whose own score for the chosen laari is highest (the same router applied to each
   sentence on its own);
 - neighbours: the most similar training projects (cosine of embeddings, or of TF-IDF vectors for a lexical model);
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .lexical import word_contributions
+from .lexical import Analysis
 from .model import EMBEDDING, LEXICAL, Documents, LaariModel
 
 TYPICAL_PERCENTILE = 20.0  # at or above: typical member of the pool
@@ -69,10 +70,11 @@ class Reference:
                    arrays["reference.vectors"], list(meta["centroid_ids"]), arrays["reference.centroids"],
                    {k: arrays[f"reference.sims.{k}"] for k in meta["centroid_ids"]})
 
-    def query_vectors(self, docs: Documents, model: LaariModel) -> np.ndarray:
+    def query_vectors(self, docs: Documents, model: LaariModel, lexical_X: sp.spmatrix | None = None) -> np.ndarray:
+        """Unit vectors of ``docs`` in the reference's space (``lexical_X``: their TF-IDF rows, if already made)."""
         if self.space == EMBEDDING:
             return _unit(np.asarray(docs.embeddings, dtype=np.float32))
-        X = model.vectorizer.transform(docs.texts)
+        X = lexical_X if lexical_X is not None else model.vectorizer.transform(docs.texts)
         return _unit(X.toarray())
 
 
@@ -86,20 +88,42 @@ def fit_verdict(percentile: float, is_out_of_theme: bool) -> str:
     return "typical" if percentile >= TYPICAL_PERCENTILE else "borderline"
 
 
-def top_terms(model: LaariModel, text: str, x_row: sp.csr_matrix | None, head_key: str, column: int,
-              contrast: bool, n: int = 8) -> list[dict]:
-    """Words pushing the lexical score of ``column`` up (and the strongest pushing it down), with weights."""
-    head = getattr(model, head_key).get(LEXICAL)
-    if head is None or x_row is None or model.vectorizer is None:
-        return []
-    w = head.coef[column].astype(np.float64)
-    if contrast:  # softmax: what favours this verdict over the average of the others
-        w = w - np.delete(head.coef, column, axis=0).mean(axis=0)
-    contrib = word_contributions(text, model.vectorizer.analyzer, model.vectorizer.vocabulary, x_row, w)
-    ranked = sorted(contrib.items(), key=lambda kv: -kv[1])
-    pos = [{"term": t, "weight": round(v, 4)} for t, v in ranked[:n] if v > 0]
-    neg = [{"term": t, "weight": round(v, 4)} for t, v in ranked[::-1][:3] if v < 0]
-    return pos + neg
+def contrast_weights(coef: np.ndarray) -> np.ndarray:
+    """Row v: what favours verdict v over the average of the others in a softmax (``coef[v]`` minus the others'
+    mean), the weights whose per-word shares explain the choice of v."""
+    coef = np.asarray(coef, dtype=np.float64)
+    m = coef.shape[0]
+    return coef - (coef.sum(axis=0, keepdims=True) - coef) / max(1, m - 1)
+
+
+def term_explanations(model: LaariModel, analysis: Analysis | None, verdict_columns: np.ndarray,
+                      tags: list[list[str]], n_terms: int = 8, n_tag_terms: int = 5) -> list[tuple[list, dict]]:
+    """For each row: the words behind its verdict (largest shares of the lexical router score for the verdict
+    against the others, and the 3 most against) and behind each of its tags; empty where the model has no lexical
+    channel. Shares come from the model's own weights (see ``Analysis``), so they are what the model used."""
+    router = model.router.get(LEXICAL)
+    tagger = model.tagger.get(LEXICAL)
+    n = len(verdict_columns)
+    if analysis is None or router is None:
+        return [([], {t: [] for t in row_tags}) for row_tags in tags]
+    weights = [contrast_weights(router.coef)] + ([tagger.coef] if tagger is not None else [])
+    shares = analysis.per_word(np.vstack(weights))  # [groups, verdicts (+ tags)]
+    verdict_share = shares[np.arange(shares.shape[0]), np.asarray(verdict_columns)[analysis.word_rows]]
+    ranking = analysis.ranking(verdict_share)
+    terms = [analysis.top_words(r, verdict_share, ranking, n_terms) for r in range(n)]
+    tag_terms: list[dict] = [{} for _ in range(n)]
+    n_verdicts = router.coef.shape[0]
+    for j, tag in enumerate(model.tag_ids):
+        rows = [r for r in range(n) if tag in tags[r]]
+        if not rows or tagger is None:
+            continue
+        tag_share = shares[:, n_verdicts + j]
+        has_tag = np.zeros(n, dtype=bool)
+        has_tag[rows] = True
+        tag_ranking = analysis.ranking(tag_share, has_tag)
+        for r in rows:
+            tag_terms[r][tag] = analysis.top_words(r, tag_share, tag_ranking, n_tag_terms)
+    return [(terms[r], {t: tag_terms[r].get(t, []) for t in tags[r]}) for r in range(n)]
 
 
 def sentence_support(model: LaariModel, sentences: list[str], sentence_embeddings: np.ndarray | None,
@@ -114,31 +138,49 @@ def sentence_support(model: LaariModel, sentences: list[str], sentence_embedding
             for i in sorted(order) if support[i] > 0]
 
 
-def neighbours(reference: Reference, query: np.ndarray, k: int = 3, exclude_id: str | None = None) -> list[dict]:
-    sims = reference.vectors @ query
+def neighbours(reference: Reference, queries: np.ndarray, k: int = 3,
+               exclude_ids: list[str | None] | None = None) -> list[list[dict]]:
+    """For each query row: the ``k`` most similar reference projects (leaving out a project's own id)."""
+    Q = np.atleast_2d(queries)
+    if not len(Q):
+        return []
+    sims = Q @ reference.vectors.T
+    exclude_ids = exclude_ids or [None] * len(Q)
+    take = min(sims.shape[1], k + 1)  # one more, in case the project itself is among them
+    top = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < sims.shape[1] else \
+        np.tile(np.arange(sims.shape[1]), (len(Q), 1))
     out = []
-    for i in np.argsort(-sims, kind="stable"):
-        if exclude_id is not None and reference.ids[i] == exclude_id:
+    for r in range(len(Q)):
+        cand = top[r][np.lexsort((top[r], -sims[r, top[r]]))]  # by similarity, ties by reference order
+        row = []
+        for i in cand:
+            if exclude_ids[r] is not None and reference.ids[i] == exclude_ids[r]:
+                continue
+            row.append({"id": reference.ids[i], "title": reference.titles[i], "laari": reference.labels[i],
+                        "similarity": round(float(sims[r, i]), 4)})
+            if len(row) == k:
+                break
+        out.append(row)
+    return out
+
+
+def fits(reference: Reference, queries: np.ndarray, laari_ids: list[str], out_of_theme: list[bool]) -> list[dict]:
+    """For each query row: similarity to its laari's centroid, the percentile among the laari's members, verdict."""
+    Q = np.atleast_2d(queries)
+    sims = Q @ reference.centroids.T if len(reference.centroid_ids) else np.zeros((len(Q), 0))
+    out = []
+    for r, (lid, is_out) in enumerate(zip(laari_ids, out_of_theme)):
+        if lid not in reference.centroid_ids:
+            out.append({"laari": lid, "centroid_similarity": None, "percentile": None,
+                        "verdict": fit_verdict(0.0, True)})
             continue
-        out.append({"id": reference.ids[i], "title": reference.titles[i], "laari": reference.labels[i],
-                    "similarity": round(float(sims[i]), 4)})
-        if len(out) == k:
-            break
+        sim = float(sims[r, reference.centroid_ids.index(lid)])
+        pct = reference.percentile(lid, sim)
+        out.append({"laari": lid, "centroid_similarity": round(sim, 4), "percentile": round(pct, 1),
+                    "verdict": fit_verdict(pct, is_out)})
     return out
 
 
 def fit_of(reference: Reference, query: np.ndarray, laari_id: str, is_out_of_theme: bool) -> dict:
-    """Similarity to the laari's centroid, its percentile among the laari's members, and the verdict."""
-    if laari_id not in reference.centroid_ids:
-        return {"laari": laari_id, "centroid_similarity": None, "percentile": None,
-                "verdict": fit_verdict(0.0, True)}
-    sim = float(reference.centroids[reference.centroid_ids.index(laari_id)] @ query)
-    pct = reference.percentile(laari_id, sim)
-    return {"laari": laari_id, "centroid_similarity": round(sim, 4), "percentile": round(pct, 1),
-            "verdict": fit_verdict(pct, is_out_of_theme)}
-
-
-def nearest_laari(reference: Reference, query: np.ndarray, laari_ids: list[str]) -> str:
-    sims = {lid: float(reference.centroids[reference.centroid_ids.index(lid)] @ query)
-            for lid in laari_ids if lid in reference.centroid_ids}
-    return max(sims, key=sims.get)
+    """``fits`` for one query vector."""
+    return fits(reference, query, [laari_id], [is_out_of_theme])[0]

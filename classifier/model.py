@@ -25,7 +25,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from .heads import LinearHead, fit_sigmoid, fit_softmax
-from .lexical import LexicalVectorizer
+from .lexical import Analysis, LexicalVectorizer
 
 EMBEDDING = "embedding"
 LEXICAL = "lexical"
@@ -65,8 +65,12 @@ class Scores:
 
     verdict_proba: np.ndarray  # [n, len(verdicts)]
     tag_scores: np.ndarray | None  # [n, len(tags)]; None when only the router was asked
-    lexical_X: sp.csr_matrix | None = None
+    lexical: Analysis | None = None  # the lexical channel's view of the batch (TF-IDF rows, word attribution)
     embeddings: np.ndarray | None = None
+
+    @property
+    def lexical_X(self) -> sp.csr_matrix | None:
+        return None if self.lexical is None else self.lexical.X
 
 
 @dataclass
@@ -115,7 +119,7 @@ class LaariModel:
                 raise ValueError("this model needs embeddings; none were given")
             feats[EMBEDDING] = self._emb_features(docs)
         if LEXICAL in self.router and any(w < 1 for w in weights):
-            feats[LEXICAL] = self.vectorizer.transform(docs.texts)
+            feats[LEXICAL] = self.vectorizer.analyse(docs.texts)
         return feats
 
     # ------------------------------------------------------------------ training
@@ -227,6 +231,9 @@ class LaariModel:
     def scores(self, docs: Documents, router_only: bool = False) -> Scores:
         """Verdict probabilities and (unless ``router_only``) tag scores for a batch of documents."""
         feats = self._channels(docs, router_only)
+        analysis = feats.get(LEXICAL)
+        if analysis is not None:
+            feats[LEXICAL] = analysis.X
 
         def mixed(heads: dict[str, LinearHead], w: float) -> np.ndarray:
             total = 0
@@ -238,7 +245,7 @@ class LaariModel:
 
         P = _temper(mixed(self.router, self.router_weight), self.temperature)
         S = None if router_only else mixed(self.tagger, self.tagger_weight)
-        return Scores(verdict_proba=P, tag_scores=S, lexical_X=feats.get(LEXICAL), embeddings=docs.embeddings)
+        return Scores(verdict_proba=P, tag_scores=S, lexical=analysis, embeddings=docs.embeddings)
 
     def predict_proba(self, docs: Documents) -> np.ndarray:
         """[n, 6]: probabilities of the five laarit and of out-of-theme (columns in ``self.verdicts`` order)."""

@@ -12,12 +12,12 @@ import numpy as np
 
 from .bundle import Bundle, BundleError, load_bundle
 from .embedders import Embedder, TextKind, load_embedder
-from .explain import fit_of, neighbours, sentence_support, top_terms
+from .explain import fits, neighbours, sentence_support, term_explanations
 from .model import EMBEDDING, Documents
 from .prediction import Prediction, ProjectInput
 from .registry import Registry
 from .taxonomy import Taxonomy
-from .text import document_text, language_check, normalize, split_sentences
+from .text import join_document, language_check, normalize, split_sentences
 
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_EXPLAINED_SENTENCES = 60
@@ -103,9 +103,10 @@ class Predictor:
         if ok:
             embeddings = self.embedder.encode(docs, TextKind.PASSAGE) if self.embedder else None
             scores = self.model.scores(Documents(docs, embeddings))
+            made = self._predictions([items[i] for i in ok], docs, scores, explain, sentences)
             for row, i in enumerate(ok):
-                results[i] = self._prediction(items[i], docs[row], scores, row, explain, sentences)
-                self._remember((docs[row], explain, sentences, items[i].id), results[i])
+                results[i] = made[row]
+                self._remember((docs[row], explain, sentences, items[i].id), made[row])
         return results  # type: ignore[return-value]
 
     def _recall(self, key: tuple) -> Prediction | None:
@@ -131,67 +132,85 @@ class Predictor:
             raise InputError(f"description: expected text, got {type(item.description).__name__}")
         if item.title is not None and not isinstance(item.title, str):
             raise InputError(f"title: expected text, got {type(item.title).__name__}")
-        if not normalize(item.description):
-            raise InputError("description: empty or whitespace only")
         if len(item.description) > self.max_description_chars:
             raise InputError(f"description: {len(item.description)} characters, the limit is "
                              f"{self.max_description_chars}")
-        return document_text(item.title, item.description)
+        description = normalize(item.description)
+        if not description:
+            raise InputError("description: empty or whitespace only")
+        return join_document(normalize(item.title or ""), description)
 
-    def _prediction(self, item: ProjectInput, doc: str, scores, row: int, explain: bool,
-                    sentences: bool = True) -> Prediction:
+    def _predictions(self, items: Sequence[ProjectInput], docs: list[str], scores, explain: bool,
+                     sentences: bool) -> list[Prediction]:
+        """Predictions for a scored batch: the decisions, fit and explanations are worked out for all rows at
+        once (matrix products, one pass of the lexical attribution), then assembled row by row."""
         model = self.model
         laari_ids = model.laari_ids
-        P = scores.verdict_proba[row]
         k = len(laari_ids)
-        out_p = float(P[k])
-        in_theme = P[:k] / max(P[:k].sum(), 1e-12)
-        order = np.argsort(-in_theme, kind="stable")
-        best, second = laari_ids[order[0]], laari_ids[order[1]]
+        P = scores.verdict_proba
+        out_p = P[:, k]
+        in_theme = P[:, :k] / np.maximum(P[:, :k].sum(axis=1, keepdims=True), 1e-12)
+        order = np.argsort(-in_theme, axis=1, kind="stable")
         is_out = out_p >= model.out_threshold
-        verdict = model.out_id if is_out else best
-        S = scores.tag_scores[row]
-        tags = [t for t, s, thr in zip(model.tag_ids, S, model.tag_thresholds) if s >= thr]
-
-        query = self.reference.query_vectors(
-            Documents([doc], None if scores.embeddings is None else scores.embeddings[row : row + 1]), model)[0]
-        fit = fit_of(self.reference, query, best, is_out)
-        warnings = []
-        lang = language_check(doc)
-        if lang["language"] == "other":
-            warnings.append("the text does not look like Finnish; the model was trained on Finnish and the "
-                            "prediction is less reliable")
-        if self.embedder is not None and hasattr(self.embedder, "inner"):
-            inner = self.embedder.inner
-            if hasattr(inner, "max_tokens") and len(doc) > 1500:
-                n_tokens = inner.count_tokens([doc])[0]
-                if n_tokens > inner.max_tokens:
-                    warnings.append(f"long text ({n_tokens} tokens): embedded in "
-                                    f"{len(inner.chunk(doc))} chunks and pooled")
-
-        explanation: dict = {
-            "runner_up": {"laari": second, "probability": round(float(in_theme[order[1]]), 4)},
-            "margin": round(float(in_theme[order[0]] - in_theme[order[1]]), 4),
-            "fit": fit,
-            "channels": {"choice": model.channel_choice, "embedding_weight": model.router_weight},
-        }
-        if is_out:
-            explanation["nearest_laari"] = best
+        best = [laari_ids[o] for o in order[:, 0]]
+        verdicts = [model.out_id if out else b for out, b in zip(is_out, best)]
+        columns = np.array([model.verdicts.index(v) for v in verdicts])
+        S = scores.tag_scores
+        tags = [[t for t, s, thr in zip(model.tag_ids, row, model.tag_thresholds) if s >= thr] for row in S]
+        queries = self.reference.query_vectors(Documents(docs, scores.embeddings), model, scores.lexical_X)
+        fit = fits(self.reference, queries, best, list(is_out))
+        long_warnings = self._length_warnings(docs)
         if explain:
-            column = model.verdicts.index(verdict)
-            x_row = scores.lexical_X[row] if scores.lexical_X is not None else None
-            explanation["terms"] = top_terms(model, doc, x_row, "router", column, contrast=True)
-            explanation["tag_terms"] = {
-                t: top_terms(model, doc, x_row, "tagger", model.tag_ids.index(t), contrast=False, n=5) for t in tags}
-            if sentences:
-                explanation["sentences"] = self._sentences(doc, column)
-            explanation["similar"] = neighbours(self.reference, query, k=3, exclude_id=item.id)
-        return Prediction(
-            id=item.id, laari=verdict,
-            laari_scores={lid: round(float(p), 4) for lid, p in zip(laari_ids, in_theme)},
-            out_of_theme_probability=round(out_p, 4), fit=round(1.0 - out_p, 4), fit_verdict=fit["verdict"],
-            tags=tags, tag_scores={t: round(float(s), 4) for t, s in zip(model.tag_ids, S)},
-            explanation=explanation, model_version=self.version, language=lang["language"], warnings=warnings)
+            terms = term_explanations(model, scores.lexical, columns, tags)
+            similar = neighbours(self.reference, queries, k=3, exclude_ids=[item.id for item in items])
+        out = []
+        for r, item in enumerate(items):
+            warnings = []
+            lang = language_check(docs[r])
+            if lang["language"] == "other":
+                warnings.append("the text does not look like Finnish; the model was trained on Finnish and the "
+                                "prediction is less reliable")
+            if long_warnings[r]:
+                warnings.append(long_warnings[r])
+            second = order[r, 1]
+            explanation: dict = {
+                "runner_up": {"laari": laari_ids[second], "probability": round(float(in_theme[r, second]), 4)},
+                "margin": round(float(in_theme[r, order[r, 0]] - in_theme[r, second]), 4),
+                "fit": fit[r],
+                "channels": {"choice": model.channel_choice, "embedding_weight": model.router_weight},
+            }
+            if is_out[r]:
+                explanation["nearest_laari"] = best[r]
+            if explain:
+                explanation["terms"], explanation["tag_terms"] = terms[r]
+                if sentences:
+                    explanation["sentences"] = self._sentences(docs[r], int(columns[r]))
+                explanation["similar"] = similar[r]
+            out.append(Prediction(
+                id=item.id, laari=verdicts[r],
+                laari_scores={lid: round(float(p), 4) for lid, p in zip(laari_ids, in_theme[r])},
+                out_of_theme_probability=round(float(out_p[r]), 4), fit=round(1.0 - float(out_p[r]), 4),
+                fit_verdict=fit[r]["verdict"], tags=tags[r],
+                tag_scores={t: round(float(s), 4) for t, s in zip(model.tag_ids, S[r])},
+                explanation=explanation, model_version=self.version, language=lang["language"],
+                warnings=warnings))
+        return out
+
+    def _length_warnings(self, docs: list[str]) -> list[str | None]:
+        """A warning for each text longer than the embedder reads at once (it was embedded in parts)."""
+        out: list[str | None] = [None] * len(docs)
+        counter = getattr(self.embedder, "token_counts", None)
+        limit = getattr(self.embedder, "max_tokens", None) if counter else None
+        if not limit:
+            return out
+        # a token covers at least one character, so only texts longer than the limit can exceed it
+        long = [i for i, d in enumerate(docs) if len(d) + 2 > limit]
+        if long:
+            for i, n_tokens in zip(long, counter([docs[i] for i in long], TextKind.PASSAGE)):
+                if n_tokens > limit:
+                    out[i] = (f"long text ({n_tokens} tokens; the embedder reads {limit} at a time): embedded in "
+                              "parts and pooled")
+        return out
 
     def _sentences(self, doc: str, column: int) -> list[dict]:
         sentences = split_sentences(doc)[:MAX_EXPLAINED_SENTENCES]

@@ -30,18 +30,33 @@ _OTHER_MARKERS = {
 }
 
 
+# Characters outside these ranges may be control, format, private-use or unassigned (Unicode category C); only
+# they are looked up one by one. Every character inside the ranges is of another category (tested).
+_SAFE_RANGES = "\n\t\x20-\x7e\u00a0-\u00ac\u00ae-\u02ff\u0400-\u04ff\u2010-\u2027\u2030-\u205e\u20a0-\u20bf"
+_MAYBE_CONTROL = re.compile(f"[^{_SAFE_RANGES}]")
+
+
+def _drop_control(match: re.Match) -> str:
+    ch = match.group()
+    return "" if unicodedata.category(ch)[0] == "C" else ch
+
+
 def normalize(text: str) -> str:
-    """Unicode NFC, unified line breaks, no runs of spaces, no leading or trailing blank space."""
+    """Unicode NFC, unified line breaks, no control or format characters, no runs of spaces, no leading or
+    trailing blank space."""
     text = unicodedata.normalize("NFC", text or "").replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    text = _MAYBE_CONTROL.sub(_drop_control, text)
+    lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 def document_text(title: str | None, description: str) -> str:
     """The text a model sees: the title as its own first line, then the description."""
-    title = normalize(title or "")
-    description = normalize(description)
+    return join_document(normalize(title or ""), normalize(description))
+
+
+def join_document(title: str, description: str) -> str:
+    """``document_text`` of a title and a description already normalised."""
     return f"{title}\n\n{description}" if title else description
 
 
@@ -75,12 +90,12 @@ def split_sentences(text: str) -> list[str]:
 
 def language_check(text: str) -> dict:
     """A cheap Finnish check: share of frequent Finnish vs. other-language function words and of å/ä/ö."""
-    tokens = [w.lower() for w in words(text)]
+    tokens = words(text.lower())
     if not tokens:
         return {"language": "unknown", "finnish_score": 0.0}
-    fi = sum(t in _FINNISH_MARKERS for t in tokens)
-    other = sum(t in _OTHER_MARKERS for t in tokens)
-    umlauts = sum(ch in "äöÄÖ" for ch in text) / max(1, len(text))
+    fi = sum(map(_FINNISH_MARKERS.__contains__, tokens))
+    other = sum(map(_OTHER_MARKERS.__contains__, tokens))
+    umlauts = sum(text.count(ch) for ch in "äöÄÖ") / max(1, len(text))
     score = (fi + 1) / (fi + other + 2)
     if len(tokens) < 6:
         language = "fi" if fi or umlauts > 0.01 else "unknown"

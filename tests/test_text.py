@@ -27,3 +27,23 @@ def test_language_check_tells_finnish_from_english():
 
 def test_content_hash_is_stable():
     assert content_hash("työ") == content_hash("työ") != content_hash("tyo")
+
+
+def test_normalize_drops_every_control_and_format_character_and_keeps_the_rest():
+    import random
+    import unicodedata
+
+    from classifier.text import _MAYBE_CONTROL
+
+    # every character the fast path lets through unchecked is of a category other than C
+    for cp in range(0x110000):
+        ch = chr(cp)
+        if not _MAYBE_CONTROL.match(ch) and ch not in "\n\t":
+            assert unicodedata.category(ch)[0] != "C", hex(cp)
+    rng = random.Random(0)
+    pool = [chr(c) for c in rng.sample(range(0x20, 0x30000), 3000)] + list("\u00ad\u200b\ufeff\x00\x07\u202eäöå ")
+    text = "".join(rng.choice(pool) for _ in range(5000))
+    want = "".join(ch for ch in unicodedata.normalize("NFC", text)
+                   if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    assert normalize(text) == normalize(want)
+    assert not any(unicodedata.category(ch)[0] == "C" and ch not in "\n\t" for ch in normalize(text))

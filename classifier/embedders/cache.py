@@ -31,7 +31,9 @@ class EmbeddingCache:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS token_counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL)")
             self._conn.commit()
+        self._counts: OrderedDict[str, int] = OrderedDict()
 
     @staticmethod
     def key(model_id: str, kind: TextKind, text: str) -> str:
@@ -70,6 +72,39 @@ class EmbeddingCache:
                 )
                 self._conn.commit()
 
+    def get_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """Token counts stored for these keys (the same keys as the vectors)."""
+        found: dict[str, int] = {}
+        with self._lock:
+            missing = []
+            for k in keys:
+                if k in self._counts:
+                    found[k] = self._counts[k]
+                else:
+                    missing.append(k)
+            if missing and self._conn is not None:
+                for start in range(0, len(missing), 500):
+                    part = missing[start : start + 500]
+                    found.update(self._conn.execute(
+                        f"SELECT key, n FROM token_counts WHERE key IN ({','.join('?' * len(part))})", part).fetchall())
+            self._remember_counts({k: found[k] for k in missing if k in found})
+        return found
+
+    def put_counts(self, items: dict[str, int]):
+        with self._lock:
+            self._remember_counts(items)
+            if self._conn is not None and items:
+                self._conn.executemany("INSERT OR REPLACE INTO token_counts (key, n) VALUES (?, ?)",
+                                       [(k, int(n)) for k, n in items.items()])
+                self._conn.commit()
+
+    def _remember_counts(self, items: dict[str, int]):
+        for k, n in items.items():
+            self._counts[k] = n
+            self._counts.move_to_end(k)
+        while len(self._counts) > self._memory_items:
+            self._counts.popitem(last=False)
+
     def _remember(self, key: str, vec: np.ndarray):
         self._memory[key] = vec
         self._memory.move_to_end(key)
@@ -93,6 +128,22 @@ class CachedEmbedder(Embedder):
     @property
     def dim(self) -> int:  # type: ignore[override]
         return self.inner.dim
+
+    @property
+    def max_tokens(self) -> int | None:
+        return getattr(self.inner, "max_tokens", None)
+
+    def token_counts(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE) -> list[int]:
+        """The inner embedder's token counts, remembered in the cache beside the vectors."""
+        texts = list(texts)
+        keys = [self.cache.key(self.id, kind, t) for t in texts]
+        found = self.cache.get_counts(list(dict.fromkeys(keys)))
+        todo = {k: t for k, t in zip(keys, texts) if k not in found}
+        if todo:
+            new = dict(zip(todo, self.inner.token_counts(list(todo.values()), kind)))
+            self.cache.put_counts(new)
+            found.update(new)
+        return [found[k] for k in keys]
 
     def encode(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE, *, progress: bool = False) -> np.ndarray:
         texts = list(texts)

@@ -59,6 +59,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self._device = device
         self._model = None
+        self._tokenizer = None
+        self._max_tokens: int | None = None
         self._lock = threading.Lock()
         config = json.loads((self.folder / "config.json").read_text()) if (self.folder / "config.json").exists() else {}
         self.dim = int(config.get("hidden_size", 0)) or 0
@@ -85,11 +87,40 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        """The most tokens the model reads at once, from the folder's configuration when it says (so that a run
+        whose embeddings are all cached never loads the model)."""
+        if self._max_tokens is None:
+            for name, key in (("laari_rebuild.json", "max_tokens"), ("sentence_bert_config.json", "max_seq_length")):
+                path = self.folder / name
+                if path.exists() and json.loads(path.read_text()).get(key):
+                    self._max_tokens = int(json.loads(path.read_text())[key])
+                    break
+            else:
+                self._max_tokens = int(self.model.max_seq_length)
+        return self._max_tokens
+
+    @property
+    def tokenizer(self):
+        if self._model is not None:
+            return self._model.tokenizer
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    from transformers import AutoTokenizer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.set_verbosity_error()  # counting tokens of long texts is the point, not a mistake
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        return self._tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        enc = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
+
+    def token_counts(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE) -> list[int]:
+        """Tokens of each text as the model sees it (with its prefix); above ``max_tokens`` it is chunked."""
+        prefix = self.prefixes.get(TextKind(kind).value, "")
+        return self.count_tokens([prefix + t for t in texts])
 
     def chunk(self, text: str, prefix: str = "") -> list[str]:
         """Split a text into pieces that fit the model with their prefix, at sentence (then word) boundaries."""
