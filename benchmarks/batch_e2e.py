@@ -2,7 +2,7 @@
 """End to end on a 20,000-row synthetic register: run, kill -9, resume, compare with a previous run, report.
 
     LAARI_HOME=/tmp/laarihome LAARI_MODELS_DIR=/tmp/laarimodels .venv/bin/python benchmarks/batch_e2e.py \
-        --previous-model 20261128-498174d9 --model 20261128-a51b8958 [--rows 20000] [--kill-at 0.4]
+        --previous-model 20261128-498174d9 --model 20261128-a51b8958 [--rows 20000] [--kill-at 0.4] [--workers 1]
 
 1. Builds the register from the bundled corpus (train + held-out, cycled) with EURA-style ids (S3xxxxx), in Excel
    (.xlsx) and CSV, with a few rows that must become error rows (empty description, duplicate id, missing id).
@@ -13,7 +13,8 @@
 4. Checks: one output row per input row, rows 1..N once each in order, ids as in the input, the error rows where
    they were planted, and a random sample of rows predicted again in this process (same model, same settings)
    equal to the output rows (no row lost, none twice, none wrong).
-5. ``laari report results.parquet``: the HTML report; checks it parses and its images decode.
+5. ``laari report results.parquet``: the HTML report; checks it parses, its images decode, and that it opens in
+   headless Chromium with every image drawn.
 
 Writes ``benchmarks/results/batch_e2e.json``. Commands run as ``python -m training.cli_batch ...`` (the same
 commands as ``laari batch/report`` once training/cli.py registers them).
@@ -81,12 +82,38 @@ class _Html(HTMLParser):
             self.images.append(dict(attrs).get("src", ""))
 
 
+def open_in_browser(page: Path) -> dict:
+    """Open the report in headless Chromium (Debian's, driven by Playwright): every image must have loaded and been
+    drawn with a size. Skipped (and said so) where Playwright or Chromium is missing."""
+    chromium = os.environ.get("LAARI_CHROMIUM", "/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"opened": False, "why": "playwright is not installed"}
+    if not Path(chromium).exists():
+        return {"opened": False, "why": f"{chromium} not found"}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        try:
+            tab = browser.new_page()
+            tab.goto(page.resolve().as_uri(), wait_until="load")
+            images = tab.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth, "
+                                                     "e.getBoundingClientRect().width])")
+            title = tab.title()
+        finally:
+            browser.close()
+    assert images and all(done and natural > 0 and shown > 0 for done, natural, shown in images), images
+    return {"opened": True, "browser": "chromium", "title": title, "images_drawn": len(images)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--model", default=None)
     ap.add_argument("--previous-model", required=True)
     ap.add_argument("--kill-at", type=float, default=0.4)
+    ap.add_argument("--workers", type=int, default=1, help="worker processes for the current run")
     ap.add_argument("--sample", type=int, default=300)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/laari-bench-e2e"))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batch_e2e.json")
@@ -115,16 +142,20 @@ def main():
     # current run, killed
     out = w / "results.parquet"
     model_args = ["--model", args.model] if args.model else []
-    cmd = cli("batch", str(xlsx), str(out), *model_args, "-q")
-    state = w / "results.parquet.partial" / "state.json"
+    cmd = cli("batch", str(xlsx), str(out), *model_args, "-q", "--workers", str(args.workers))
+    from training.batch import WorkDir
+
+    def recorded() -> int:
+        try:
+            state = WorkDir(out).load()
+        except Exception:  # noqa: BLE001 - not there yet, or being written
+            return 0
+        return sum(c["rows"] for c in state["chunks"]) if state else 0
     t0 = time.time()
     child = subprocess.Popen(cmd + ["--restart"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = 0
     while child.poll() is None:
-        try:
-            done = sum(c["rows"] for c in json.loads(state.read_text())["chunks"])
-        except (OSError, ValueError, KeyError):
-            done = 0
+        done = recorded()
         if done >= args.kill_at * args.rows:
             os.kill(child.pid, signal.SIGKILL)
             break
@@ -133,7 +164,7 @@ def main():
     killed_after = time.time() - t0
     assert child.returncode == -signal.SIGKILL, f"not killed: {child.returncode}"
     assert not out.exists(), "a half-written output appeared"
-    done = sum(c["rows"] for c in json.loads(state.read_text())["chunks"])
+    done = recorded()
     print(f"killed after {killed_after:.0f} s with {done} rows recorded", file=sys.stderr)
     secs, stdout = run(cmd + ["--resume", "--compare-to", str(prev), "--json"])
     manifest = json.loads(stdout[stdout.index("{"):])
@@ -191,7 +222,8 @@ def main():
         decoded.append(list(img.shape))
     result["report"] = {"seconds": round(secs, 1), "html_kb": round(len(html.encode()) / 1024),
                         "html_tags": parser.tags, "images": decoded, "summary": summary["summary"],
-                        "pools": summary["pools"], "path": str(rep / "report.html")}
+                        "pools": summary["pools"], "path": str(rep / "report.html"),
+                        "browser": open_in_browser(rep / "report.html")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k not in ("compare",)}, ensure_ascii=False, indent=2))

@@ -2,13 +2,15 @@
 """Batch memory on a 100,000-row CSV: the whole `laari batch` process (peak RSS) stays bounded.
 
     LAARI_HOME=/tmp/laarihome LAARI_MODELS_DIR=/tmp/laarimodels \
-        .venv/bin/python benchmarks/batch_memory.py [--rows 100000] [--explain] [--workdir /tmp/laari-bench-mem]
+        .venv/bin/python benchmarks/batch_memory.py [--rows 100000] [--explain] [--workers 1] \
+            [--workdir /tmp/laari-bench-mem]
 
 Builds a register of ``--rows`` rows from the bundled corpus (cycled, new ids, a few error rows: empty texts and
 duplicate ids), runs ``python -m training.cli_batch batch IN OUT`` (the `laari batch` command) as a child process
 and samples its RSS (with its children) every second with psutil, alongside the rows done (from the chunk records).
-The peak is also read from ``getrusage(RUSAGE_CHILDREN)``. By default explanations are off (``--no-explain``): the
-memory is the point here and a warm-cache row costs ~3x more with them; ``--explain`` measures with them on.
+The peak is also read from ``getrusage(RUSAGE_CHILDREN)`` (the largest single process). By default explanations
+are off (``--no-explain``); ``--explain`` measures with them on, ``--workers`` with worker processes (their RSS is
+added to the parent's; they share the parent's pages, so the sum overstates what they take).
 
 Writes ``benchmarks/results/batch_memory.json`` (peak, RSS at 10/50/90 % of the rows, rows/s, samples).
 """
@@ -51,6 +53,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--model", default=None, help="model version (default: the registry's current one)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/laari-bench-mem"))
@@ -65,14 +68,15 @@ def main():
     for p in (out, out.with_name(out.name + ".manifest.json")):
         p.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "training.cli_batch", "batch", str(inp), str(out), "--quiet", "--restart",
-           "--chunk-size", str(args.chunk_size), "--explain" if args.explain else "--no-explain"]
+           "--chunk-size", str(args.chunk_size), "--explain" if args.explain else "--no-explain",
+           "--workers", str(args.workers)]
     if args.model:
         cmd += ["--model", args.model]
     print(" ".join(cmd), file=sys.stderr)
     t0 = time.time()
     child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
-    state = out.with_name(out.name + ".partial") / "state.json"
+    journal = out.with_name(out.name + ".partial") / "journal.jsonl"  # one line per finished chunk
     samples = []
     while child.poll() is None:
         try:
@@ -81,8 +85,12 @@ def main():
             break
         rows = 0
         try:
-            rows = sum(c["rows"] for c in json.loads(state.read_text())["chunks"])
-        except (OSError, ValueError, KeyError):
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    rows += json.loads(line).get("chunk", {}).get("rows", 0)
+                except ValueError:  # a line being written
+                    pass
+        except OSError:
             pass
         samples.append({"t": round(time.time() - t0, 1), "rows": rows, "rss_mb": round(rss / 2**20, 1)})
         if len(samples) % 60 == 0:

@@ -2,13 +2,17 @@
 """Batch throughput: the batch machinery alone, warm embedding cache, cold cache against the embedder's own speed.
 
     LAARI_HOME=/tmp/laarihome LAARI_MODELS_DIR=/tmp/laarimodels \
-        .venv/bin/python benchmarks/batch_throughput.py [--warm-rows 1000] [--cold-rows 96] [--machinery-rows 20000]
+        .venv/bin/python benchmarks/batch_throughput.py [--warm-rows 20000] [--workers 1,2] [--modes none,fast]
+            [--cold-rows 96] [--machinery-rows 20000]
 
 1. machinery: ``run_batch`` over a CSV with a stub predictor that returns one precomputed Prediction for every row
    (reading, validation, chunk files, checkpoints, final assembly, manifest): what the batch itself costs.
-2. warm: the current model (``Predictor.load()``) on rows whose texts are all in the embedding cache (the bundled
-   corpus, cycled, with new ids), for each explanation mode (none, fast = terms + tag terms + similar projects,
-   full = + sentences). Rows/s end to end, and the share spent inside ``Predictor.predict_many``.
+2. warm: the current model on rows whose texts are all in the embedding cache (the bundled corpus, cycled, with
+   new ids), for each explanation mode (none; fast = terms + tag terms + similar projects, the batch default;
+   full = + sentences) and each worker count (1 = in process, the default; 2 = ``laari batch --workers 2``). Each
+   run starts from a freshly loaded Predictor, as a ``laari batch`` command does. Rows/s end to end (hashing the
+   input, counting its rows, the first chunks with empty word tables included), and rows/s after the first quarter
+   of the file (the steady rate on a long register).
 3. cold: a fresh, empty embedding cache. The embedder alone (``SentenceTransformerEmbedder.encode`` on the same
    documents, no cache) against the whole batch on them (every text a cache miss).
 
@@ -56,16 +60,17 @@ class StubPredictor:
         self.version = version
         self.embedder = None
 
-    def predict_many(self, items, explain=True):
+    def predict_many(self, items, explain=True, sentences=True, remember=True):
         return [self.p for _ in items]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--warm-rows", type=int, default=1000)
+    ap.add_argument("--warm-rows", type=int, default=20000)
+    ap.add_argument("--workers", default="1,2", help="worker counts to measure the warm batch with")
     ap.add_argument("--cold-rows", type=int, default=96)
     ap.add_argument("--machinery-rows", type=int, default=20000)
-    ap.add_argument("--modes", default="none,fast,full")
+    ap.add_argument("--modes", default="none,fast")
     ap.add_argument("--model", default=None, help="model version (default: the registry's current one)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batch_throughput.json")
     args = ap.parse_args()
@@ -74,7 +79,7 @@ def main():
 
     from classifier.predictor import Predictor
     from classifier.text import document_text
-    from training.batch import BatchSettings, run_batch
+    from training.batch import BatchSettings, LocalEngine, run_batch
 
     tmp = Path(tempfile.mkdtemp(prefix="laari-bench-"))
     results: dict = {"benchmark": "batch_throughput", "command": "python benchmarks/batch_throughput.py " +
@@ -95,27 +100,32 @@ def main():
     results["machinery"] = {"rows": len(rows), "seconds": round(dt, 2), "rows_per_s": round(len(rows) / dt, 1)}
     print(f"machinery: {len(rows) / dt:,.0f} rows/s", file=sys.stderr)
 
-    # 2. warm cache
+    # 2. warm cache: a fresh Predictor per run (as a `laari batch` command starts), in this process or workers
     rows = corpus_rows(args.warm_rows, "W")
     inp = write_csv(rows, tmp / "warm.csv")
-    predictor.predict_many([])  # nothing; keeps the loaded model
-    from classifier.prediction import ProjectInput
-
-    predictor.predict_many([ProjectInput(r["description"], r["title"], f"warmup-{i}") for i, r in
-                            enumerate(rows[:32])], explain=True)  # load weights, lemma caches
     results["warm"] = {}
-    for mode in args.modes.split(","):
-        t = time.perf_counter()
-        res = run_batch(inp, tmp / f"warm-{mode}.jsonl", predictor=predictor,
-                        settings=BatchSettings(chunk_size=256, explain=mode), restart=True)
-        dt = time.perf_counter() - t
-        m = res.manifest
-        results["warm"][mode] = {"rows": len(rows), "seconds": round(dt, 2), "rows_per_s": round(len(rows) / dt, 1),
-                                 "predict_many_seconds": m["prediction_seconds"],
-                                 "batch_overhead_share": round(1 - m["prediction_seconds"] / dt, 4),
-                                 "cache_hits": m["embedding_cache"]["hits"],
-                                 "cache_misses": m["embedding_cache"]["misses"]}
-        print(f"warm {mode}: {len(rows) / dt:,.1f} rows/s ({m['embedding_cache']})", file=sys.stderr)
+    for workers in [int(w) for w in args.workers.split(",")]:
+        for mode in args.modes.split(","):
+            fresh = Predictor.load(args.model)
+            fresh.warm_up()
+            marks: list[tuple[int, float]] = []
+            t = time.perf_counter()
+            res = run_batch(inp, tmp / f"warm-{workers}-{mode}.jsonl", predictor=fresh,
+                            engine=LocalEngine(fresh, workers=workers),
+                            settings=BatchSettings(chunk_size=256, explain=mode), restart=True,
+                            progress=lambda done, total: marks.append((done, time.perf_counter())))
+            dt = time.perf_counter() - t
+            q = len(marks) // 4
+            steady = (marks[-1][0] - marks[q][0]) / (marks[-1][1] - marks[q][1]) if len(marks) > 4 else None
+            m = res.manifest
+            key = f"{mode}, {workers} worker{'s' if workers > 1 else ''}"
+            results["warm"][key] = {
+                "explain": mode, "workers": workers, "rows": len(rows), "seconds": round(dt, 2),
+                "rows_per_s": round(len(rows) / dt, 1),
+                "rows_per_s_after_first_quarter": round(steady, 1) if steady else None,
+                "cache_hits": m["embedding_cache"]["hits"], "cache_misses": m["embedding_cache"]["misses"]}
+            print(f"warm {key}: {len(rows) / dt:,.1f} rows/s ({steady or 0:,.0f} after the first quarter; "
+                  f"{m['embedding_cache']})", file=sys.stderr)
 
     # 3. cold cache: embedder alone vs the batch, on the same documents
     from classifier.embedders import CachedEmbedder, EmbeddingCache, TextKind
@@ -151,9 +161,9 @@ def main():
     print("| measurement | rows | rows/s | note |\n|---|---|---|---|")
     print(f"| batch machinery (stub predictor) | {results['machinery']['rows']} | "
           f"{results['machinery']['rows_per_s']:,} | reading, checkpoints, assembly, manifest |")
-    for mode, r in results["warm"].items():
-        print(f"| warm cache, explain {mode} | {r['rows']} | {r['rows_per_s']} | "
-              f"{100 * (1 - r['batch_overhead_share']):.1f} % of the time in predict_many; "
+    for key, r in results["warm"].items():
+        print(f"| warm cache, explain {key} | {r['rows']} | {r['rows_per_s']:,} | "
+              f"{r['rows_per_s_after_first_quarter']:,} rows/s after the first quarter; "
               f"cache {r['cache_hits']} hits / {r['cache_misses']} misses |")
     c = results["cold"]
     print(f"| cold, embedder alone | {c['rows']} | {c['embedder_alone']['rows_per_s']} | |")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import pickle
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -47,7 +47,7 @@ class Predictor:
                 f"model {bundle.version} was trained with embedder {bundle.manifest.get('embedder_id')!r} but "
                 f"{embedder.id!r} is configured; set LAARI_EMBEDDER to the model's embedder or retrain")
         self.embedder = embedder if self.needs_embeddings else None
-        self._memo: OrderedDict[tuple, Prediction] = OrderedDict()
+        self._memo: OrderedDict[tuple, bytes] = OrderedDict()
         self._memo_lock = threading.Lock()
         self.memo_size = memo_size
 
@@ -71,6 +71,15 @@ class Predictor:
     def version(self) -> str:
         return self.bundle.version
 
+    def warm_up(self) -> None:
+        """Load what the first prediction would otherwise load (the lemma dictionary, the vocabulary tables), so
+        that processes forked from this one, and the first request, start warm."""
+        from .lexical import _lemma
+
+        _lemma("työhyvinvointi")
+        if self.model.vectorizer is not None:
+            self.model.vectorizer.analyse(["Hankkeessa kehitetään työhyvinvointia."])
+
     # ------------------------------------------------------------------ public
     def predict_one(self, description: str, title: str = "", id: str | None = None, explain: bool = True) -> Prediction:
         result = self.predict_many([ProjectInput(description=description, title=title, id=id)], explain=explain)[0]
@@ -79,12 +88,13 @@ class Predictor:
         return result
 
     def predict_many(self, items: Sequence[ProjectInput], explain: bool = True,
-                     sentences: bool = True) -> list[Prediction | InputError]:
+                     sentences: bool = True, remember: bool = True) -> list[Prediction | InputError]:
         """One result per item, in order: a Prediction, or the InputError saying why that item was refused.
 
         ``explain=False`` leaves out terms, sentences and neighbours (runner-up, margin and fit stay);
         ``sentences=False`` keeps the rest of the explanation but skips the supporting sentences, the costly part
-        (each sentence is scored on its own)."""
+        (each sentence is scored on its own). ``remember=False``: neither look up nor keep finished predictions
+        (a batch, whose ids are unique, would only pay for keeping them)."""
         results: list[Prediction | InputError | None] = [None] * len(items)
         ok: list[int] = []
         docs: list[str] = []
@@ -94,7 +104,7 @@ class Predictor:
             except InputError as exc:
                 results[i] = exc
                 continue
-            remembered = self._recall((doc, explain, sentences, item.id))
+            remembered = self._recall((doc, explain, sentences, item.id)) if remember else None
             if remembered is not None:
                 results[i] = remembered
             else:
@@ -106,7 +116,8 @@ class Predictor:
             made = self._predictions([items[i] for i in ok], docs, scores, explain, sentences)
             for row, i in enumerate(ok):
                 results[i] = made[row]
-                self._remember((docs[row], explain, sentences, items[i].id), made[row])
+                if remember:
+                    self._remember((docs[row], explain, sentences, items[i].id), made[row])
         return results  # type: ignore[return-value]
 
     def _recall(self, key: tuple) -> Prediction | None:
@@ -116,13 +127,15 @@ class Predictor:
             if found is None:
                 return None
             self._memo.move_to_end(key)
-        return copy.deepcopy(found)
+        return pickle.loads(found)
 
     def _remember(self, key: tuple, prediction: Prediction) -> None:
+        """Keep a frozen copy (pickled in memory: several times cheaper than a deep copy of the explanation)."""
         if self.memo_size <= 0:
             return
+        frozen = pickle.dumps(prediction, protocol=pickle.HIGHEST_PROTOCOL)
         with self._memo_lock:
-            self._memo[key] = copy.deepcopy(prediction)
+            self._memo[key] = frozen
             while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
 
@@ -160,6 +173,8 @@ class Predictor:
         queries = self.reference.query_vectors(Documents(docs, scores.embeddings), model, scores.lexical_X)
         fit = fits(self.reference, queries, best, list(is_out))
         long_warnings = self._length_warnings(docs)
+        in_theme_rounded = np.round(in_theme.astype(np.float64), 4).tolist()
+        tags_rounded = np.round(np.asarray(S, dtype=np.float64), 4).tolist()
         if explain:
             terms = term_explanations(model, scores.lexical, columns, tags)
             similar = neighbours(self.reference, queries, k=3, exclude_ids=[item.id for item in items])
@@ -188,10 +203,10 @@ class Predictor:
                 explanation["similar"] = similar[r]
             out.append(Prediction(
                 id=item.id, laari=verdicts[r],
-                laari_scores={lid: round(float(p), 4) for lid, p in zip(laari_ids, in_theme[r])},
+                laari_scores=dict(zip(laari_ids, in_theme_rounded[r])),
                 out_of_theme_probability=round(float(out_p[r]), 4), fit=round(1.0 - float(out_p[r]), 4),
                 fit_verdict=fit[r]["verdict"], tags=tags[r],
-                tag_scores={t: round(float(s), 4) for t, s in zip(model.tag_ids, S[r])},
+                tag_scores=dict(zip(model.tag_ids, tags_rounded[r])),
                 explanation=explanation, model_version=self.version, language=lang["language"],
                 warnings=warnings))
         return out

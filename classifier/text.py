@@ -88,8 +88,13 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+LANGUAGE_CHECK_CHARS = 4000  # the check reads this much of a text: enough words to tell, cheap on long ones
+
+
 def language_check(text: str) -> dict:
-    """A cheap Finnish check: share of frequent Finnish vs. other-language function words and of å/ä/ö."""
+    """A cheap Finnish check on the start of a text: share of frequent Finnish vs. other-language function words
+    and of å/ä/ö."""
+    text = text[:LANGUAGE_CHECK_CHARS]
     tokens = words(text.lower())
     if not tokens:
         return {"language": "unknown", "finnish_score": 0.0}

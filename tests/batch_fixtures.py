@@ -31,9 +31,9 @@ class HashingFactory:
         if self.delay:
             original = p.predict_many
 
-            def slow(items, explain=True, sentences=True):
+            def slow(items, explain=True, sentences=True, remember=True):
                 time.sleep(self.delay)
-                return original(items, explain=explain, sentences=sentences)
+                return original(items, explain=explain, sentences=sentences, remember=remember)
 
             p.predict_many = slow
         return p
@@ -99,13 +99,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--chunk-size", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
     predictor = HashingFactory(args.bundle, args.delay)()
 
     def after_chunk(index: int):
         print(f"chunk {index} recorded", flush=True)
 
-    result = run_batch(args.input, args.output, predictor=predictor, engine=LocalEngine(predictor),
+    result = run_batch(args.input, args.output, predictor=predictor, engine=LocalEngine(predictor, workers=args.workers),
                        settings=BatchSettings(chunk_size=args.chunk_size), resume=args.resume,
                        after_chunk=after_chunk)
     print(json.dumps(result.manifest["counts"]), flush=True)

@@ -228,22 +228,30 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path, predictor, rows40)
         holder.unlock()
 
 
-def test_kill_9_then_resume(tmp_path, trained_bundle, corpus_train):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_then_resume(tmp_path, trained_bundle, corpus_train, workers):
+    import psutil
+
     rows = register_rows(corpus_train, 48)
     inp = write_rows(rows, tmp_path / "in.csv")
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "tests.batch_fixtures", "run", str(inp), str(out), str(trained_bundle.path),
-           "--delay", "0.2", "--chunk-size", "4"]
+           "--delay", "0.2", "--chunk-size", "4", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = []
     try:
         deadline = time.time() + 120
         for line in proc.stdout:
             if line.startswith("chunk 3 recorded") or time.time() > deadline:
                 break
+        children = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    assert len(children) == (workers if workers > 1 else 0)
+    _, alive = psutil.wait_procs(children, timeout=30)  # workers notice their parent is gone and stop
+    assert not alive
     assert not out.exists()
     done = len(WorkDir(out).load()["chunks"])
     assert 4 <= done < 12
@@ -288,10 +296,10 @@ def test_one_failing_row_becomes_an_error_row(tmp_path, trained_bundle, rows40):
     p = Predictor(load_bundle(trained_bundle.path), HashingEmbedder())
     original = p.predict_many
 
-    def fragile(items, explain=True, sentences=True):
+    def fragile(items, explain=True, sentences=True, remember=True):
         if any("POISON" in it.description for it in items):
             raise RuntimeError("tokenizer exploded")
-        return original(items, explain=explain, sentences=sentences)
+        return original(items, explain=explain, sentences=sentences, remember=remember)
 
     p.predict_many = fragile
     rows = [dict(r) for r in rows40[:10]]
@@ -362,6 +370,19 @@ def test_cli_batch(tmp_path, monkeypatch, trained_bundle, rows40):
     assert res.exit_code == 1 and "unknown output type" in " ".join(res.output.split())
     res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "d.jsonl"), "--text-col", "kuvaus", "-q"])
     assert res.exit_code == 1 and "no column 'kuvaus'" in " ".join(res.output.split())
+
+
+def test_worker_processes_give_the_in_process_output(tmp_path, predictor, rows40):
+    inp = write_rows(rows40, tmp_path / "in.csv")
+    run(inp, tmp_path / "local.jsonl", predictor, chunk_size=4)
+    out = tmp_path / "workers.jsonl"
+    with pytest.raises(Stop):  # interrupted with workers running, resumed with workers
+        run(inp, out, predictor, chunk_size=4, engine=LocalEngine(predictor, workers=2), after_chunk=stop_after(3))
+    result = run(inp, out, predictor, chunk_size=4, engine=LocalEngine(predictor, workers=2), resume=True)
+    assert out.read_text(encoding="utf-8") == (tmp_path / "local.jsonl").read_text(encoding="utf-8")
+    assert result.manifest["counts"]["rows"] == 40 and result.manifest["runs"][1]["resumed_after_rows"] == 16
+    with pytest.raises(BatchError, match="workers"):
+        LocalEngine(predictor, workers=0)
 
 
 def test_ray_engine_gives_the_local_output(tmp_path, trained_bundle, rows40):

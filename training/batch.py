@@ -32,13 +32,18 @@ import json
 import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import orjson
 
 from .datasets import DataError, file_format, file_hash, iter_records
 
@@ -301,14 +306,14 @@ def count_rows(path: str | Path) -> int | None:
 def _sentence_free(predictor, items, *, explain_full: bool):
     """``predict_many`` with the full explanation, or with everything but the supporting sentences (which score
     every sentence on its own and dominate the cost)."""
-    return predictor.predict_many(items, explain=True, sentences=explain_full)
+    return predictor.predict_many(items, explain=True, sentences=explain_full, remember=False)
 
 
 def predictor_results(predictor, items: list, explain: str) -> list:
     if explain not in EXPLAIN_MODES:
         raise BatchError(f"explain: {explain!r}; use one of {EXPLAIN_MODES}")
     if explain == "none":
-        return predictor.predict_many(items, explain=False)
+        return predictor.predict_many(items, explain=False, remember=False)
     return _sentence_free(predictor, items, explain_full=explain == "full")
 
 
@@ -387,24 +392,134 @@ class PredictorFactory:
 
 
 # =====================================================================================================  engines
-ChunkResult = tuple[list[dict], dict]  # output rows, stats {"seconds", "cache_hits", "cache_misses"}
+@dataclass
+class ChunkResult:
+    """One finished chunk as the driver records it: the JSONL part, ready to write, and its summary. Made where
+    the rows were predicted (so worker processes, not the driver, serialise them)."""
+
+    data: bytes
+    rows: int
+    first_row: int
+    last_row: int
+    errors: int
+    counts: dict
+    stats: dict  # {"seconds", "cache_hits", "cache_misses"}
+
+
+def jsonl_bytes(rows: Iterable[dict]) -> bytes:
+    """Rows as JSON lines, UTF-8 (orjson: the explanations make the rows big, and the standard library's encoder
+    cost as much as the rest of the batch machinery together)."""
+    dumps, opt = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    return b"".join(dumps(r, option=opt) for r in rows)
+
+
+def chunk_result(rows: list[dict], stats: dict) -> ChunkResult:
+    return ChunkResult(data=jsonl_bytes(rows),
+                       rows=len(rows), first_row=rows[0]["row"], last_row=rows[-1]["row"],
+                       errors=sum(r["error"] is not None for r in rows), counts=chunk_counts(rows), stats=stats)
 
 
 class LocalEngine:
-    """In process: one Predictor, chunk after chunk."""
+    """On this machine: one Predictor in this process, chunk after chunk; or, with ``workers`` > 1, that many
+    worker processes working on consecutive chunks, their results yielded in input order.
+
+    Workers are forked from this process once its Predictor is warm (model, lemma dictionary and vocabulary
+    tables loaded), so they start at once and share those pages until they write to them; each opens its own
+    connection to the embedding cache and uses its share of the CPU threads. Where ``fork`` is not available they
+    are spawned and load the model through ``factory``."""
 
     name = "local"
 
-    def __init__(self, predictor):
+    def __init__(self, predictor, *, workers: int = 1, factory: Callable | None = None):
+        if workers < 1:
+            raise BatchError(f"workers: {workers}; at least 1")
         self.predictor = predictor
+        self.workers = workers
+        self.factory = factory
 
     def run(self, chunks: Iterable[list[InputRow]], explain: str, chunk_size: int) -> Iterator[ChunkResult]:
-        for chunk in chunks:
-            t0 = time.perf_counter()
-            h0, m0 = _cache_counts(self.predictor)
-            out = predict_rows(self.predictor, chunk, explain)
-            h1, m1 = _cache_counts(self.predictor)
-            yield out, {"seconds": time.perf_counter() - t0, "cache_hits": h1 - h0, "cache_misses": m1 - m0}
+        if self.workers == 1:
+            for chunk in chunks:
+                yield _predict_chunk(self.predictor, chunk, explain)
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        chunks = iter(chunks)
+        if "fork" in multiprocessing.get_all_start_methods():
+            # the first chunk here: the workers then start with the word and token tables it filled
+            first = next(chunks, None)
+            if first is None:
+                return
+            yield _predict_chunk(self.predictor, first, explain)
+            _WORKER["predictor"] = self.predictor
+            context, initargs = multiprocessing.get_context("fork"), (None, threads, os.getpid())
+        elif self.factory is not None:
+            context, initargs = multiprocessing.get_context("spawn"), (self.factory, threads, os.getpid())
+        else:
+            raise BatchError("worker processes need fork, or a predictor factory to start them")
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_start, initargs=initargs)
+        try:
+            pending: deque = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(_worker_chunk, chunk, explain))
+                if len(pending) >= 2 * self.workers:  # bounded: a few chunks in flight, not the file
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _WORKER.pop("predictor", None)
+
+
+def _predict_chunk(predictor, chunk: list[InputRow], explain: str) -> ChunkResult:
+    t0 = time.perf_counter()
+    h0, m0 = _cache_counts(predictor)
+    out = predict_rows(predictor, chunk, explain)
+    h1, m1 = _cache_counts(predictor)
+    return chunk_result(out, {"seconds": time.perf_counter() - t0, "cache_hits": h1 - h0, "cache_misses": m1 - m0})
+
+
+_WORKER: dict = {}
+
+
+def _worker_start(factory: Callable | None, threads: int, parent: int):
+    """In a worker process: its share of the CPU threads, and its Predictor (forked: the parent's, with a
+    connection of its own to the embedding cache; spawned: a new one from ``factory``)."""
+    _exit_with_parent(parent)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
+    if "torch" in sys.modules:  # already imported: importing it only to set this would cost seconds per worker
+        sys.modules["torch"].set_num_threads(threads)
+    if factory is not None:
+        _WORKER["predictor"] = factory()
+    else:
+        cache = getattr(getattr(_WORKER["predictor"], "embedder", None), "cache", None)
+        if cache is not None:
+            cache.reopen_after_fork()
+
+
+def _exit_with_parent(parent: int):
+    """A worker must not outlive the batch (killed with kill -9, the parent cannot stop it): on Linux the kernel
+    kills it when the parent dies; elsewhere a thread checks for a new parent every half second."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _worker_chunk(chunk: list[InputRow], explain: str) -> ChunkResult:
+    return _predict_chunk(_WORKER["predictor"], chunk, explain)
 
 
 def _rows_to_table(rows: Sequence[InputRow]):
@@ -548,7 +663,7 @@ class RayEngine:
                     raise RuntimeError(f"ray engine: rows out of order (expected {first}..{last}, got "
                                        f"{out[0]['row']}..{out[-1]['row']})")
                 now = time.perf_counter()
-                yield out, {**stats, "seconds": now - t_last}
+                yield chunk_result(out, {**stats, "seconds": now - t_last})
                 t_last = now
                 stats = {"seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
                 index += 1
@@ -566,7 +681,7 @@ class _JsonlWriter:
         self.f = f
 
     def write(self, rows: list[dict]):
-        self.f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+        self.f.write(jsonl_bytes(rows))
 
     def close(self):
         pass
@@ -833,8 +948,10 @@ class WorkDir:
         return self.path / f"part-{index:06d}.jsonl"
 
     def write_part(self, index: int, rows: list[dict]):
-        atomic_write_bytes(self.part(index), "".join(json.dumps(r, ensure_ascii=False) + "\n"
-                                                     for r in rows).encode("utf-8"))
+        self.write_part_bytes(index, jsonl_bytes(rows))
+
+    def write_part_bytes(self, index: int, data: bytes):
+        atomic_write_bytes(self.part(index), data)
 
     def read_part(self, index: int) -> list[dict]:
         with open(self.part(index), encoding="utf-8") as f:
@@ -971,18 +1088,19 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
                 yield chunk
 
         done = rows_done
-        for out_rows, stats in engine.run(chunks(), settings.explain, settings.chunk_size):
+        for result in engine.run(chunks(), settings.explain, settings.chunk_size):
             index = len(state["chunks"])
-            work.write_part(index, out_rows)
+            work.write_part_bytes(index, result.data)
             run_seconds = round(time.perf_counter() - t_start, 3)
-            meta = {"index": index, "rows": len(out_rows), "first_row": out_rows[0]["row"],
-                    "last_row": out_rows[-1]["row"], "errors": sum(r["error"] is not None for r in out_rows),
-                    "counts": chunk_counts(out_rows), "seconds": round(stats["seconds"], 3),
+            stats = result.stats
+            meta = {"index": index, "rows": result.rows, "first_row": result.first_row,
+                    "last_row": result.last_row, "errors": result.errors,
+                    "counts": result.counts, "seconds": round(stats["seconds"], 3),
                     "cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"], "finished": _now(),
                     "run_seconds": run_seconds}
             work.record({"chunk": meta})  # the chunk is done once this line is on disk
             state["chunks"].append(meta)
-            done += len(out_rows)
+            done += result.rows
             state["runs"][-1]["rows"] = done - rows_done
             state["runs"][-1]["seconds"] = run_seconds
             if progress:

@@ -88,9 +88,10 @@ def batch(
     restart: bool = typer.Option(False, "--restart", help="Discard an interrupted run and start over."),
     compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="A previous output: write a "
                                               "reclassification report (OUT_STEM.compare.{md,html,json,png})."),
-    engine: str = typer.Option("local", help="local (in this process) or ray (Ray Data actors)."),
-    workers: Optional[int] = typer.Option(None, help="Ray: number of predictor actors (default: one per CPU, or "
-                                          "per GPU)."),
+    engine: str = typer.Option("local", help="local (this machine) or ray (Ray Data actors)."),
+    workers: Optional[int] = typer.Option(None, help="local: worker processes, each with its own copy of the "
+                                          "model (default 1: in this process; more use more memory). Ray: number "
+                                          "of predictor actors (default: one per CPU, or per GPU)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray: address of a running cluster "
                                               "(default: start a local instance)."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="Ray: CPUs of the local instance."),
@@ -121,7 +122,7 @@ def batch(
             runner = RayEngine(factory, address=ray_address, workers=workers, num_cpus=num_cpus,
                                gpus_per_worker=gpus_per_worker)
         else:
-            runner = LocalEngine(predictor)
+            runner = LocalEngine(predictor, workers=workers or 1, factory=factory)
     except _errors() as exc:
         fail(str(exc))
 

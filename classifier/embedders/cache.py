@@ -111,6 +111,16 @@ class EmbeddingCache:
         while len(self._memory) > self._memory_items:
             self._memory.popitem(last=False)
 
+    def reopen_after_fork(self):
+        """In a forked child: a connection of its own. The inherited one is kept, unused and never closed (closing
+        it here could disturb the parent's use of the same database files)."""
+        self._inherited = getattr(self, "_inherited", []) + [self._conn]
+        self._lock = threading.Lock()
+        self._conn = None
+        if self.path is not None:
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
     def close(self):
         if self._conn is not None:
             self._conn.close()
