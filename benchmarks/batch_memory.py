@@ -10,7 +10,8 @@ duplicate ids), runs ``python -m training.cli_batch batch IN OUT`` (the `laari b
 and samples its RSS (with its children) every second with psutil, alongside the rows done (from the chunk records).
 The peak is also read from ``getrusage(RUSAGE_CHILDREN)`` (the largest single process). By default explanations
 are off (``--no-explain``); ``--explain`` measures with them on, ``--workers`` with worker processes (their RSS is
-added to the parent's; they share the parent's pages, so the sum overstates what they take).
+added to the parent's; they share the parent's pages, so that sum overstates what they take: the proportional set
+size, PSS, counting each shared page once, is sampled too).
 
 Writes ``benchmarks/results/batch_memory.json`` (peak, RSS at 10/50/90 % of the rows, rows/s, samples).
 """
@@ -80,7 +81,10 @@ def main():
     samples = []
     while child.poll() is None:
         try:
-            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            family = [proc] + proc.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in family)
+            # PSS: each shared page counted once across the processes (forked workers share the model's pages)
+            pss = sum(getattr(p.memory_full_info(), "pss", 0) for p in family) if len(family) > 1 else rss
         except psutil.Error:
             break
         rows = 0
@@ -92,7 +96,8 @@ def main():
                     pass
         except OSError:
             pass
-        samples.append({"t": round(time.time() - t0, 1), "rows": rows, "rss_mb": round(rss / 2**20, 1)})
+        samples.append({"t": round(time.time() - t0, 1), "rows": rows, "rss_mb": round(rss / 2**20, 1),
+                        "pss_mb": round(pss / 2**20, 1)})
         if len(samples) % 60 == 0:
             print(f"{samples[-1]}", file=sys.stderr)
         time.sleep(1.0)
@@ -116,6 +121,7 @@ def main():
         "seconds": round(wall, 1), "rows_per_s": round(args.rows / wall, 1),
         "peak_rss_mb_sampled": max(s["rss_mb"] for s in samples) if samples else None,
         "peak_rss_mb_rusage": round(peak_rusage_mb, 1),
+        "peak_pss_mb_sampled": max(s["pss_mb"] for s in samples) if samples else None,
         "rss_mb_at": {"10%": rss_at(0.1), "50%": rss_at(0.5), "90%": rss_at(0.9)},
         "counts": {k: manifest["counts"][k] for k in ("rows", "predicted", "errors")},
         "embedding_cache": manifest["embedding_cache"], "cpus": os.cpu_count(),
