@@ -409,7 +409,8 @@ class _VocabularyIndex:
         hashes, token_idx = _char_grams(tokens)
         cols = self.grams.get(hashes)
         hit = cols >= 0
-        keys, reps = np.unique(token_idx[hit] * V + cols[hit], return_counts=True)
+        keys, each, _ = _group(token_idx[hit] * V + cols[hit])
+        reps = np.bincount(each, minlength=len(keys))
         count = np.bincount(keys // V, minlength=len(tokens))
         base = len(self.token_ids)
         for k, t in enumerate(tokens):
