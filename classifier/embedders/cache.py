@@ -40,76 +40,53 @@ class EmbeddingCache:
         return content_hash(f"{model_id}\x00{TextKind(kind).value}\x00{text}")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            missing = []
-            for k in keys:
-                if k in self._memory:
-                    self._memory.move_to_end(k)
-                    found[k] = self._memory[k]
-                else:
-                    missing.append(k)
-            if missing and self._conn is not None:
-                for start in range(0, len(missing), 500):
-                    part = missing[start : start + 500]
-                    rows = self._conn.execute(
-                        f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(part))})", part
-                    ).fetchall()
-                    for k, blob in rows:
-                        vec = np.frombuffer(blob, dtype=np.float32)
-                        found[k] = vec
-                        self._remember(k, vec)
-        return found
+        return self._get("vectors", "vec", self._memory, keys, lambda blob: np.frombuffer(blob, dtype=np.float32))
 
     def put_many(self, items: dict[str, np.ndarray]):
-        with self._lock:
-            for k, vec in items.items():
-                self._remember(k, vec)
-            if self._conn is not None and items:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
-                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
-                )
-                self._conn.commit()
+        self._put("vectors", "vec", self._memory, items, lambda v: np.asarray(v, dtype=np.float32).tobytes())
 
     def get_counts(self, keys: Sequence[str]) -> dict[str, int]:
         """Token counts stored for these keys (the same keys as the vectors)."""
-        found: dict[str, int] = {}
+        return self._get("token_counts", "n", self._counts, keys, int)
+
+    def put_counts(self, items: dict[str, int]):
+        self._put("token_counts", "n", self._counts, items, int)
+
+    def _get(self, table: str, column: str, memory: OrderedDict, keys: Sequence[str], decode) -> dict:
+        """Values of ``keys`` found in memory, then in the table (500 keys a query); found ones are remembered."""
+        found: dict = {}
         with self._lock:
             missing = []
             for k in keys:
-                if k in self._counts:
-                    found[k] = self._counts[k]
+                if k in memory:
+                    memory.move_to_end(k)
+                    found[k] = memory[k]
                 else:
                     missing.append(k)
             if missing and self._conn is not None:
                 for start in range(0, len(missing), 500):
                     part = missing[start : start + 500]
-                    found.update(self._conn.execute(
-                        f"SELECT key, n FROM token_counts WHERE key IN ({','.join('?' * len(part))})", part).fetchall())
-            self._remember_counts({k: found[k] for k in missing if k in found})
+                    rows = self._conn.execute(f"SELECT key, {column} FROM {table} WHERE key IN "
+                                              f"({','.join('?' * len(part))})", part).fetchall()
+                    for k, value in rows:
+                        found[k] = decode(value)
+                        self._remember(memory, k, found[k])
         return found
 
-    def put_counts(self, items: dict[str, int]):
+    def _put(self, table: str, column: str, memory: OrderedDict, items: dict, encode):
         with self._lock:
-            self._remember_counts(items)
+            for k, value in items.items():
+                self._remember(memory, k, value)
             if self._conn is not None and items:
-                self._conn.executemany("INSERT OR REPLACE INTO token_counts (key, n) VALUES (?, ?)",
-                                       [(k, int(n)) for k, n in items.items()])
+                self._conn.executemany(f"INSERT OR REPLACE INTO {table} (key, {column}) VALUES (?, ?)",
+                                       [(k, encode(v)) for k, v in items.items()])
                 self._conn.commit()
 
-    def _remember_counts(self, items: dict[str, int]):
-        for k, n in items.items():
-            self._counts[k] = n
-            self._counts.move_to_end(k)
-        while len(self._counts) > self._memory_items:
-            self._counts.popitem(last=False)
-
-    def _remember(self, key: str, vec: np.ndarray):
-        self._memory[key] = vec
-        self._memory.move_to_end(key)
-        while len(self._memory) > self._memory_items:
-            self._memory.popitem(last=False)
+    def _remember(self, memory: OrderedDict, key: str, value):
+        memory[key] = value
+        memory.move_to_end(key)
+        while len(memory) > self._memory_items:
+            memory.popitem(last=False)
 
     def reopen_after_fork(self):
         """In a forked child: a connection of its own. The inherited one is kept, unused and never closed (closing
