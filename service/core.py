@@ -211,6 +211,7 @@ class LaariService:
             manifest = read_manifest(path)
             embedder = self._embedders.get(manifest.get("embedder_id") or "")
             predictor = Predictor.load(path, registry=self.registry, embedder=embedder)
+            predictor.warm_up()  # here, not in the first request: lemma dictionary, vocabulary tables
         except ModelMismatchError as exc:
             raise Conflict(str(exc), field="model") from exc
         except EmbedderError as exc:
