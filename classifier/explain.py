@@ -179,8 +179,3 @@ def fits(reference: Reference, queries: np.ndarray, laari_ids: list[str], out_of
         out.append({"laari": lid, "centroid_similarity": round(sim, 4), "percentile": round(pct, 1),
                     "verdict": fit_verdict(pct, is_out)})
     return out
-
-
-def fit_of(reference: Reference, query: np.ndarray, laari_id: str, is_out_of_theme: bool) -> dict:
-    """``fits`` for one query vector."""
-    return fits(reference, query, [laari_id], [is_out_of_theme])[0]

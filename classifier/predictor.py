@@ -21,6 +21,7 @@ from .text import join_document, language_check, normalize, split_sentences
 
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_EXPLAINED_SENTENCES = 60
+LENGTH_MARGIN = 32  # characters: the embedder's prefix and special tokens, more than enough
 
 
 class InputError(ValueError):
@@ -74,9 +75,6 @@ class Predictor:
     def warm_up(self) -> None:
         """Load what the first prediction would otherwise load (the lemma dictionary, the vocabulary tables), so
         that processes forked from this one, and the first request, start warm."""
-        from .lexical import _lemma
-
-        _lemma("työhyvinvointi")
         if self.model.vectorizer is not None:
             self.model.vectorizer.analyse(["Hankkeessa kehitetään työhyvinvointia."])
 
@@ -218,8 +216,9 @@ class Predictor:
         limit = getattr(self.embedder, "max_tokens", None) if counter else None
         if not limit:
             return out
-        # a token covers at least one character, so only texts longer than the limit can exceed it
-        long = [i for i, d in enumerate(docs) if len(d) + 2 > limit]
+        # a token covers at least one character of the text or of its prefix ("passage: "), besides the special
+        # tokens, so only texts within that margin of the limit or longer can exceed it
+        long = [i for i, d in enumerate(docs) if len(d) + LENGTH_MARGIN > limit]
         if long:
             for i, n_tokens in zip(long, counter([docs[i] for i in long], TextKind.PASSAGE)):
                 if n_tokens > limit:

@@ -18,7 +18,7 @@ from classifier.predictor import Predictor
 from tests.batch_fixtures import HashingFactory, register_rows, write_rows
 from tests.conftest import HashingEmbedder
 from training.batch import (ROW_FIELDS, BatchError, BatchSettings, Columns, LocalEngine, WorkDir, compare_outputs,
-                            iter_output, manifest_path, run_batch)
+                            iter_output, jsonl_bytes, manifest_path, run_batch)
 from training.datasets import DataError, file_hash
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,7 +182,7 @@ def test_unrecorded_part_is_recomputed(tmp_path, predictor, rows40):
     with pytest.raises(Stop):
         run(inp, out, predictor, after_chunk=stop_after(1))
     work = WorkDir(out)
-    work.write_part(2, [{"row": 999, "bogus": True}])  # as if chunk 2 finished but was not recorded yet
+    work.write_part_bytes(2, jsonl_bytes([{"row": 999, "bogus": True}]))  # as if chunk 2 finished but was not recorded yet
     (work.path / ".part-000003.jsonl.x.tmp").write_text("half")
     with open(work.journal_path, "a") as f:
         f.write('{"chunk": {"index": 2, "ro')  # killed in the middle of appending its record

@@ -676,17 +676,6 @@ def _json_text(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class _JsonlWriter:
-    def __init__(self, f):
-        self.f = f
-
-    def write(self, rows: list[dict]):
-        self.f.write(jsonl_bytes(rows))
-
-    def close(self):
-        pass
-
-
 class _CsvWriter:
     """Nested values (scores, tags, explanation, warnings) as JSON text; null as an empty cell."""
 
@@ -743,7 +732,7 @@ class _ParquetWriter:
         self.w.close()
 
 
-WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "parquet": _ParquetWriter}
+WRITERS = {"csv": _CsvWriter, "parquet": _ParquetWriter}  # JSONL parts are copied as they are
 
 
 def _fsync_dir(path: Path):
@@ -946,9 +935,6 @@ class WorkDir:
 
     def part(self, index: int) -> Path:
         return self.path / f"part-{index:06d}.jsonl"
-
-    def write_part(self, index: int, rows: list[dict]):
-        self.write_part_bytes(index, jsonl_bytes(rows))
 
     def write_part_bytes(self, index: int, data: bytes):
         atomic_write_bytes(self.part(index), data)

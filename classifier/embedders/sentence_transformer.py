@@ -92,8 +92,9 @@ class SentenceTransformerEmbedder(Embedder):
         if self._max_tokens is None:
             for name, key in (("laari_rebuild.json", "max_tokens"), ("sentence_bert_config.json", "max_seq_length")):
                 path = self.folder / name
-                if path.exists() and json.loads(path.read_text()).get(key):
-                    self._max_tokens = int(json.loads(path.read_text())[key])
+                value = json.loads(path.read_text()).get(key) if path.exists() else None
+                if value:
+                    self._max_tokens = int(value)
                     break
             else:
                 self._max_tokens = int(self.model.max_seq_length)
