@@ -92,22 +92,29 @@ def test_output_formats_hold_the_same_rows(tmp_path, predictor, rows40):
     assert str(t.schema.field("laari_scores").type).startswith("map<string, double")
 
 
-def test_rows_have_the_fields_of_predict_output(tmp_path, predictor, corpus_train):
-    """The batch row contract is `laari predict --output`'s, plus `row`: same keys, same values."""
-    from training.cli import _predict_file
+def test_predict_input_is_the_batch_run_with_sentences(tmp_path, monkeypatch, trained_bundle, corpus_train):
+    """`laari predict --input F --output A` and `laari batch F B --explain-sentences` are one pipeline: every row
+    has the same fields and values (an error row included)."""
+    from typer.testing import CliRunner
 
+    from training import cli_batch
+    from training.cli import app
+
+    monkeypatch.setattr(cli_batch, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
     clean = register_rows(corpus_train, 12, with_errors=False)
     clean[3]["description"] = ""  # an error row in both
     inp = write_rows(clean, tmp_path / "in.jsonl")
-    _predict_file(predictor, inp, tmp_path / "predict.jsonl", False)
-    run(inp, tmp_path / "batch.jsonl", predictor, explain="full")
-    theirs = [json.loads(line) for line in (tmp_path / "predict.jsonl").read_text(encoding="utf-8").splitlines()]
-    ours = [json.loads(line) for line in (tmp_path / "batch.jsonl").read_text(encoding="utf-8").splitlines()]
+    runner = CliRunner()
+    res = runner.invoke(app, ["predict", "--input", str(inp), "--output", str(tmp_path / "predict.jsonl")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "batch.jsonl"), "--explain-sentences", "-q"])
+    assert res.exit_code == 0, res.output
+    theirs = list(iter_output(tmp_path / "predict.jsonl"))
+    ours = list(iter_output(tmp_path / "batch.jsonl"))
     assert len(theirs) == len(ours) == 12
-    for a, b in zip(theirs, ours):
-        b.pop("row")
-        assert set(a) <= set(b)
-        assert {k: b[k] for k in a} == a
+    assert theirs == ours
+    assert theirs[3]["error"] and all(r["error"] is None for i, r in enumerate(theirs) if i != 3)
+    assert all(r["explanation"]["sentences"] for i, r in enumerate(theirs) if i != 3)
 
 
 def test_unreadable_rows_become_error_rows_with_their_ids(tmp_path, predictor, rows40):

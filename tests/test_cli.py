@@ -79,19 +79,17 @@ def test_batch_predict_contract_and_bad_lines(env, tmp_path):
     ]) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     r = run(env, "predict", "--input", str(inp), "--output", str(out))
-    assert r.exit_code == 1 and "line 2: invalid JSON" in r.output
-    assert not out.exists()
-    r = run(env, "predict", "--input", str(inp), "--output", str(out), "--skip-invalid")
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [x["id"] for x in rows] == ["p1", "p2", "p1"]
+    # one output row per input row, in order: the broken line is an error row, not a lost one
+    assert [x["row"] for x in rows] == [1, 2, 3, 4]
+    assert [x["id"] for x in rows] == ["p1", None, "p2", "p1"]
     assert rows[0]["error"] is None and rows[0]["laari"] and rows[0]["model_version"] == "lex1"
-    assert "empty" in rows[1]["error"] and "duplicate id" in rows[2]["error"]
+    assert "invalid JSON" in rows[1]["error"]
+    assert "empty" in rows[2]["error"] and "duplicate id" in rows[3]["error"]
     for key in ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores", "explanation",
                 "model_version"):
         assert key in rows[0]
-    rejects = [json.loads(x) for x in (tmp_path / "out.jsonl.rejects.jsonl").read_text().splitlines()]
-    assert rejects[0]["row"] == 2
 
 
 def test_evaluate_writes_report(env, tmp_path):

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 app = typer.Typer(help="laari: route Finnish project descriptions into pools (laarit) with tags and reasons.",
@@ -241,25 +238,33 @@ def predict(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the description from a text file."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Batch: JSONL/CSV/TSV/Parquet/Excel with "
                                           "id, title, description."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: JSONL output, one line per input."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Batch: write unreadable lines to "
-                                      "OUTPUT.rejects.jsonl and go on."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: .jsonl, .csv or .parquet output, one "
+                                          "row per input row (unreadable rows become rows with `error` set)."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
     taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Suggest a laari, tags and fit for one description, or for every line of a file."""
+    """Suggest a laari, tags and fit for one description, or for every row of a file (`--input`: the same run as
+    `laari batch INPUT OUTPUT --explain-sentences`)."""
     from classifier.predictor import InputError, Predictor
 
+    if input is not None:
+        if output is None:
+            fail("--input needs --output")
+        from .batch import BatchSettings
+        from .cli_batch import run_register_job
+
+        if taxonomy is not None:
+            try:
+                Predictor.load(model, taxonomy=_taxonomy(taxonomy))
+            except _errors() as exc:
+                fail(str(exc))
+        run_register_job(input, output, BatchSettings(explain="full"), model=model, quiet=not sys.stderr.isatty())
+        return
     try:
         predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
     except _errors() as exc:
         fail(str(exc))
-    if input is not None:
-        if output is None:
-            fail("--input needs --output")
-        _predict_file(predictor, input, output, skip_invalid)
-        return
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")
@@ -277,73 +282,6 @@ def predict(
         emit_json(p.to_dict())
     else:
         _print_prediction(p)
-
-
-def _predict_file(predictor, input: Path, output: Path, skip_invalid: bool) -> None:
-    from classifier.prediction import ProjectInput
-
-    from .datasets import DataError, RowError, iter_records
-
-    rejects: list[RowError] = []
-    chunk: list[tuple[int, dict]] = []
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    n_ok = n_err = 0
-    seen: set[str] = set()
-
-    def flush(f):
-        nonlocal n_ok, n_err
-        items, meta = [], []
-        for row, rec in chunk:
-            rid = str(rec.get("id") if rec.get("id") is not None else row)
-            desc = rec.get("description")
-            items.append(ProjectInput(description=desc if isinstance(desc, str) else ("" if desc is None else desc),
-                                      title=str(rec.get("title") or ""), id=rid))
-            meta.append(rid)
-        results = predictor.predict_many(items)
-        for rid, res in zip(meta, results):
-            if rid in seen:
-                res = ValueError(f"id: duplicate id {rid!r}")
-            seen.add(rid)
-            if isinstance(res, Exception):
-                n_err += 1
-                line = {"id": rid, "laari": None, "laari_scores": None, "fit": None, "fit_verdict": None,
-                        "tags": None, "tag_scores": None, "explanation": None,
-                        "model_version": predictor.version, "error": str(res)}
-            else:
-                n_ok += 1
-                d = res.to_dict()
-                line = {k: d[k] for k in ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores",
-                                          "explanation", "model_version")}
-                line.update({"out_of_theme_probability": d["out_of_theme_probability"], "language": d["language"],
-                             "warnings": d["warnings"], "error": None})
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
-        chunk.clear()
-
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f, Progress(
-            TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        ) as bar:
-            task = bar.add_task("rows", total=None)
-            for row, rec in iter_records(input, skip_invalid=skip_invalid, rejects=rejects):
-                chunk.append((row, rec))
-                if len(chunk) >= 64:
-                    flush(f)
-                    bar.update(task, completed=n_ok + n_err)
-            flush(f)
-            bar.update(task, completed=n_ok + n_err)
-        os.replace(tmp, output)
-    except (DataError, OSError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        fail(str(exc))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if rejects:
-        rej = output.with_name(output.name + ".rejects.jsonl")
-        rej.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rejects), encoding="utf-8")
-        console.print(f"{len(rejects)} unreadable line(s) written to {rej}")
-    console.print(f"{n_ok} predicted, {n_err} with errors -> {output}")
 
 
 # --------------------------------------------------------------------------- models

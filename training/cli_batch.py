@@ -102,15 +102,28 @@ def batch(
 ):
     """Classify every row of a register into OUTPUT: one output row per input row, in order, with `error` set on
     rows that could not be classified. Resumable (--resume), atomic, with a manifest beside OUTPUT."""
-    from .batch import BatchSettings, Columns, LocalEngine, RayEngine, run_batch
+    from .batch import BatchSettings, Columns
+
+    settings = BatchSettings(columns=Columns(id=id_col, title=title_col, description=text_col),
+                             chunk_size=chunk_size,
+                             explain="full" if explain_sentences else ("fast" if explain else "none"))
+    run_register_job(input, output, settings, model=model, resume=resume, restart=restart, compare_to=compare_to,
+                     engine=engine, workers=workers, ray_address=ray_address, num_cpus=num_cpus,
+                     gpus_per_worker=gpus_per_worker, quiet=quiet, as_json=as_json)
+
+
+def run_register_job(input: Path, output: Path, settings, *, model: Optional[str] = None, resume: bool = False,
+                     restart: bool = False, compare_to: Optional[Path] = None, engine: str = "local",
+                     workers: Optional[int] = None, ray_address: Optional[str] = None, num_cpus: Optional[int] = None,
+                     gpus_per_worker: Optional[float] = None, quiet: bool = False, as_json: bool = False) -> None:
+    """The one way the command line classifies a file (``laari batch`` and ``laari predict --input``): the batch
+    runner with a progress bar, then its summary."""
+    from .batch import LocalEngine, RayEngine, run_batch
 
     if engine not in ("local", "ray"):
         fail(f"--engine: {engine!r}; use local or ray")
     if resume and restart:
         fail("--resume and --restart exclude each other")
-    settings = BatchSettings(columns=Columns(id=id_col, title=title_col, description=text_col),
-                             chunk_size=chunk_size,
-                             explain="full" if explain_sentences else ("fast" if explain else "none"))
     try:
         factory = _factory(model)
         predictor = factory()
