@@ -43,16 +43,19 @@ class LinearHead:
                    temperature=float(meta.get("temperature", 1.0)))
 
 
-def fit_softmax(X, y: np.ndarray, classes: list[str], C: float, seed: int) -> LinearHead:
-    """Multinomial logistic regression over ``classes`` (every class must occur in ``y``)."""
+def fit_softmax(X, y: np.ndarray, classes: list[str], C: float, seed: int,
+                sample_weight: np.ndarray | None = None) -> LinearHead:
+    """Multinomial logistic regression over ``classes`` (every class must occur in ``y``), classes balanced, each
+    row weighted by ``sample_weight`` (default 1)."""
     lr = LogisticRegression(C=C, solver="newton-cg", max_iter=1000, random_state=seed, class_weight="balanced")
-    lr.fit(X, y)
+    lr.fit(X, y, sample_weight=sample_weight)
     order = [list(lr.classes_).index(c) for c in classes]
     return LinearHead(classes=list(classes), coef=lr.coef_[order].astype(np.float32),
                       intercept=lr.intercept_[order].astype(np.float32), kind="softmax")
 
 
-def fit_sigmoid(X, Y: np.ndarray, classes: list[str], C: float, seed: int) -> LinearHead:
+def fit_sigmoid(X, Y: np.ndarray, classes: list[str], C: float, seed: int,
+                sample_weight: np.ndarray | None = None) -> LinearHead:
     """One binary logistic regression per column of ``Y`` (a column with a single value gets a constant head)."""
     d = X.shape[1]
     coef = np.zeros((len(classes), d), dtype=np.float32)
@@ -63,7 +66,7 @@ def fit_sigmoid(X, Y: np.ndarray, classes: list[str], C: float, seed: int) -> Li
             intercept[j] = 10.0 if yj[0] else -10.0
             continue
         lr = LogisticRegression(C=C, solver="newton-cg", max_iter=1000, random_state=seed, class_weight="balanced")
-        lr.fit(X, yj)
+        lr.fit(X, yj, sample_weight=sample_weight)
         coef[j] = lr.coef_[0]
         intercept[j] = lr.intercept_[0]
     return LinearHead(classes=list(classes), coef=coef, intercept=intercept, kind="sigmoid")

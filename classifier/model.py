@@ -57,6 +57,7 @@ class TrainingConfig:
     folds: int = 5
     analyzer: str = "lemma+char"
     channels: tuple[str, ...] = (EMBEDDING, LEXICAL)  # the candidates; CV picks the mix
+    priors: object = "selection"  # the router's class priors: "selection", "uniform" or {verdict: share}
 
 
 @dataclass
@@ -90,6 +91,7 @@ class LaariModel:
     temperature: float = 1.0
     out_threshold: float = 0.5
     tag_thresholds: np.ndarray | None = None
+    priors: np.ndarray | None = None  # [len(verdicts)], applied to the router's class-balanced probabilities
     chosen_C: dict[str, float] = field(default_factory=dict)
     cv: dict = field(default_factory=dict)
     zero_shot: bool = False
@@ -123,12 +125,30 @@ class LaariModel:
         return feats
 
     # ------------------------------------------------------------------ training
-    def fit(self, docs: Documents, laari: list[str], tags: list[list[str]], progress=None) -> "LaariModel":
+    def fit(self, docs: Documents, laari: list[str], tags: list[list[str]], progress=None, *,
+            select: np.ndarray | None = None, weights: np.ndarray | None = None) -> "LaariModel":
+        """Fit the channels' heads and make every choice (C, channel mix, temperature, out-of-theme threshold, tag
+        thresholds) on out-of-fold predictions of the ``select`` rows (default: all rows).
+
+        Rows outside ``select`` (e.g. written examples beside register-derived ones) join the training side of
+        every fold and are never scored: the choices are made on the kind of text the model will meet.
+        ``weights`` weighs each row in fitting (default 1). The class priors applied to the router are the
+        setting ``config.priors``: ``selection`` (the label mix of the selected rows), ``uniform``, or a mapping.
+        """
         cfg = self.config
         y = np.asarray(laari)
         unknown = sorted(set(y) - set(self.verdicts))
         if unknown:
             raise ValueError(f"unknown laari labels {unknown}; expected {self.verdicts}")
+        n = len(y)
+        sel = np.ones(n, dtype=bool) if select is None else np.asarray(select, dtype=bool)
+        if sel.shape != (n,):
+            raise ValueError(f"select: expected {n} flags, got {sel.shape}")
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        sel_idx = np.flatnonzero(sel)
+        missing = [v for v in self.verdicts if not np.any(y[sel_idx] == v)]
+        if missing:
+            raise ValueError(f"the selection rows have no example of {missing}; every verdict needs some")
         Y = np.array([[t in set(ts) for t in self.tag_ids] for ts in tags], dtype=np.int8)
         channels = [c for c in cfg.channels if c != EMBEDDING or docs.embeddings is not None]
         if not channels:
@@ -145,75 +165,122 @@ class LaariModel:
             self.emb_scale = (docs.embeddings.std(axis=0) + 1e-6).astype(np.float32)
             feats[EMBEDDING] = self._emb_features(docs)
 
-        folds = list(StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y))
+        # folds over the selected rows; every other row is on the training side of each fold
+        splitter = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+        folds = [(np.setdiff1d(np.arange(n), sel_idx[test]), sel_idx[test])
+                 for _, test in splitter.split(np.zeros(len(sel_idx)), y[sel_idx])]
+        ys = y[sel_idx]
+        y_idx = np.array([self.verdicts.index(v) for v in ys])
+        Ys = Y[sel_idx]
+        self.priors = self._resolve_priors(cfg.priors, ys)
         oof_router: dict[str, np.ndarray] = {}
         oof_tags: dict[str, np.ndarray] = {}
         for ch in channels:
             step(f"cross-validating the {ch} channel")
             best = None
             for C in C_GRID[ch]:
-                P = self._oof(feats[ch], y, folds, lambda X, yy: fit_softmax(X, yy, self.verdicts, C, cfg.seed))
-                loss = -np.mean(np.log(P[np.arange(len(y)), [self.verdicts.index(v) for v in y]] + 1e-9))
+                P = self._oof(feats[ch], y, folds, w, lambda X, yy, ww: fit_softmax(X, yy, self.verdicts, C,
+                                                                                     cfg.seed, ww))[sel_idx]
+                loss = _nll(P, y_idx)
                 if best is None or loss < best[0]:
                     best = (loss, C, P)
             self.chosen_C[ch] = best[1]
             oof_router[ch] = best[2]
-            oof_tags[ch] = self._oof(feats[ch], Y, folds,
-                                     lambda X, YY: fit_sigmoid(X, YY, self.tag_ids, best[1], cfg.seed))
+            oof_tags[ch] = self._oof(feats[ch], Y, folds, w, lambda X, YY, ww: fit_sigmoid(
+                X, YY, self.tag_ids, best[1], cfg.seed, ww))[sel_idx]
 
         step("choosing the channel mix, calibration and thresholds")
-        weights = [w for w in FUSION_GRID if (w == 0.0 or EMBEDDING in channels) and (w == 1.0 or LEXICAL in channels)]
-        y_idx = np.array([self.verdicts.index(v) for v in y])
+        grid = [g for g in FUSION_GRID if (g == 0.0 or EMBEDDING in channels) and (g == 1.0 or LEXICAL in channels)]
 
-        def mix(oof, w):
-            return w * oof.get(EMBEDDING, 0) + (1 - w) * oof.get(LEXICAL, 0)
+        def mix(oof, g):
+            return g * oof.get(EMBEDDING, 0) + (1 - g) * oof.get(LEXICAL, 0)
 
-        def router_score(w):
-            P = mix(oof_router, w)
-            return (f1_score(y_idx, P.argmax(1), average="macro"), -np.mean(np.log(P[np.arange(len(y)), y_idx] + 1e-9)))
+        def router_score(g):
+            P = self._posterior(mix(oof_router, g), 1.0)
+            return (f1_score(y_idx, P.argmax(1), average="macro"), -_nll(P, y_idx))
 
-        self.router_weight = max(weights, key=router_score)
-        P = mix(oof_router, self.router_weight)
-        self.temperature = float(min(TEMPERATURE_GRID, key=lambda T: _nll(_temper(P, T), y_idx)))
-        P = _temper(P, self.temperature)
+        self.router_weight = max(grid, key=router_score)
+        mixed = mix(oof_router, self.router_weight)
+        self.temperature = float(min(TEMPERATURE_GRID, key=lambda T: _nll(self._posterior(mixed, T), y_idx)))
+        P = self._posterior(mixed, self.temperature)
         out_col = len(self.laari_ids)
         self.out_threshold = float(max(OUT_THRESHOLD_GRID, key=lambda t: (
             f1_score(y_idx, self._decide(P, t), average="macro"), -abs(t - 0.5))))
 
         tag_weight_scores = {}
-        for w in weights:
-            S = mix(oof_tags, w)
-            thr = [_best_threshold(S[:, j], Y[:, j]) for j in range(len(self.tag_ids))]
+        for g in grid:
+            S = mix(oof_tags, g)
+            thr = [_best_threshold(S[:, j], Ys[:, j]) for j in range(len(self.tag_ids))]
             pred = (S >= np.asarray(thr)).astype(int)
-            tag_weight_scores[w] = (f1_score(Y, pred, average="micro", zero_division=0), thr)
-        self.tagger_weight = max(weights, key=lambda w: tag_weight_scores[w][0])
+            tag_weight_scores[g] = (f1_score(Ys, pred, average="micro", zero_division=0), thr)
+        self.tagger_weight = max(grid, key=lambda g: tag_weight_scores[g][0])
         self.tag_thresholds = np.asarray(tag_weight_scores[self.tagger_weight][1], dtype=np.float32)
 
         decided = self._decide(P, self.out_threshold)
         S = mix(oof_tags, self.tagger_weight)
+        confidence = np.where(decided == out_col, P[:, out_col],
+                              (1 - P[:, out_col]) * P[np.arange(len(P)), decided]
+                              / np.clip(P[:, :out_col].sum(1), 1e-12, None))
         self.cv = {
             "folds": cfg.folds,
+            "rows_scored": int(len(sel_idx)),
+            "rows_training_only": int(n - len(sel_idx)),
             "router_macro_f1": round(float(f1_score(y_idx, decided, average="macro")), 4),
             "router_accuracy": round(float(np.mean(decided == y_idx)), 4),
             "out_of_theme_f1": round(float(f1_score(y_idx == out_col, decided == out_col)), 4),
             "tag_micro_f1": round(float(tag_weight_scores[self.tagger_weight][0]), 4),
-            "router_macro_f1_by_weight": {str(w): round(float(router_score(w)[0]), 4) for w in weights},
-            "tag_micro_f1_by_weight": {str(w): round(float(tag_weight_scores[w][0]), 4) for w in weights},
+            "ece": round(expected_calibration_error(confidence, decided == y_idx), 4),
+            "router_macro_f1_by_weight": {str(g): round(float(router_score(g)[0]), 4) for g in grid},
+            "tag_micro_f1_by_weight": {str(g): round(float(tag_weight_scores[g][0]), 4) for g in grid},
             "per_channel_router_macro_f1": {
                 ch: round(float(f1_score(y_idx, oof_router[ch].argmax(1), average="macro")), 4) for ch in channels},
         }
         self.oof_scores_ = (P, S)
+        self.oof_index_ = sel_idx
 
         step("fitting the final heads")
         for ch in channels:
-            self.router[ch] = fit_softmax(feats[ch], y, self.verdicts, self.chosen_C[ch], cfg.seed)
-            self.tagger[ch] = fit_sigmoid(feats[ch], Y, self.tag_ids, self.chosen_C[ch], cfg.seed)
+            self.router[ch] = fit_softmax(feats[ch], y, self.verdicts, self.chosen_C[ch], cfg.seed, w)
+            self.tagger[ch] = fit_sigmoid(feats[ch], Y, self.tag_ids, self.chosen_C[ch], cfg.seed, w)
         return self
 
-    def _oof(self, X, y, folds, fit) -> np.ndarray:
+    def _resolve_priors(self, setting, labels: np.ndarray) -> np.ndarray:
+        """The router's class priors (in verdict order) from a setting: ``selection``, ``uniform`` or a mapping."""
+        if setting == "uniform":
+            return np.full(len(self.verdicts), 1.0 / len(self.verdicts))
+        if setting == "selection":
+            counts = np.array([np.sum(labels == v) for v in self.verdicts], dtype=float)
+        elif isinstance(setting, dict):
+            unknown = sorted(set(setting) - set(self.verdicts))
+            if unknown:
+                raise ValueError(f"priors: unknown verdict(s) {unknown}; expected {self.verdicts}")
+            counts = np.array([float(setting.get(v, 0.0)) for v in self.verdicts])
+        else:
+            raise ValueError(f"priors: {setting!r}; use 'selection', 'uniform' or a mapping verdict -> share")
+        if np.any(counts <= 0):
+            raise ValueError(f"priors: every verdict needs a positive share; got {dict(zip(self.verdicts, counts))}")
+        return counts / counts.sum()
+
+    def set_priors(self, setting) -> "LaariModel":
+        """Change the class priors the router applies (e.g. a call whose applications mix differently from the
+        register): ``uniform`` or a mapping verdict -> share. Thresholds stay as chosen."""
+        if setting == "selection":
+            raise ValueError("priors: 'selection' is only known at training time; give 'uniform' or a mapping")
+        self.priors = self._resolve_priors(setting, np.array([]))
+        return self
+
+    def _posterior(self, P: np.ndarray, T: float) -> np.ndarray:
+        """The channels' (class-balanced) mixed probabilities, sharpened by 1/T and multiplied by the priors."""
+        Q = _temper(P, T)
+        if self.priors is not None:
+            Q = Q * self.priors
+            Q = Q / Q.sum(axis=1, keepdims=True)
+        return Q
+
+    def _oof(self, X, y, folds, w, fit) -> np.ndarray:
         """Out-of-fold probabilities; the folds run in parallel (results do not depend on the order)."""
         heads = Parallel(n_jobs=min(len(folds), N_JOBS), prefer="threads")(
-            delayed(fit)(X[train], y[train]) for train, _ in folds)
+            delayed(fit)(X[train], y[train], w[train]) for train, _ in folds)
         out = None
         for head, (_, test) in zip(heads, folds):
             P = head.proba(X[test])
@@ -243,7 +310,7 @@ class LaariModel:
                     total = total + weight * head.proba(feats[ch])
             return total
 
-        P = _temper(mixed(self.router, self.router_weight), self.temperature)
+        P = self._posterior(mixed(self.router, self.router_weight), self.temperature)
         S = None if router_only else mixed(self.tagger, self.tagger_weight)
         return Scores(verdict_proba=P, tag_scores=S, lexical=analysis, embeddings=docs.embeddings)
 
@@ -270,6 +337,8 @@ class LaariModel:
             "router": {}, "tagger": {}, "vectorizer": None,
         }
         arrays: dict[str, np.ndarray] = {"tag_thresholds": self.tag_thresholds.astype(np.float32)}
+        if self.priors is not None:
+            meta["priors"] = {v: round(float(p), 6) for v, p in zip(self.verdicts, self.priors)}
         for name, heads in (("router", self.router), ("tagger", self.tagger)):
             for ch, head in heads.items():
                 m, a = head.to_arrays(f"{name}.{ch}")
@@ -298,6 +367,8 @@ class LaariModel:
         model.cv = dict(meta["cv"])
         model.zero_shot = bool(meta.get("zero_shot", False))
         model.tag_thresholds = np.asarray(arrays["tag_thresholds"], dtype=np.float32)
+        if meta.get("priors"):
+            model.priors = np.array([float(meta["priors"][v]) for v in model.verdicts])
         model.router = {ch: LinearHead.from_arrays(m, arrays, f"router.{ch}") for ch, m in meta["router"].items()}
         model.tagger = {ch: LinearHead.from_arrays(m, arrays, f"tagger.{ch}") for ch, m in meta["tagger"].items()}
         if meta.get("vectorizer"):
@@ -317,6 +388,20 @@ def _temper(P: np.ndarray, T: float) -> np.ndarray:
 
 def _nll(P: np.ndarray, y_idx: np.ndarray) -> float:
     return float(-np.mean(np.log(P[np.arange(len(y_idx)), y_idx] + 1e-12)))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins (0, 0.1], ..., weighted by bin size."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
 
 
 def _f1(truth: np.ndarray, pred: np.ndarray) -> float:

@@ -4,8 +4,6 @@ for unit tests, and (session-wide) the real default embedder for the few tests t
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,18 +57,14 @@ def corpus_heldout(taxonomy) -> LabelledSet:
 
 def take(data: LabelledSet, per_label: int, offset: int = 0) -> LabelledSet:
     """The first ``per_label`` rows of each label (after ``offset``), in corpus order."""
-    out = LabelledSet(source=data.source)
+    keep = []
     seen: dict[str, int] = {}
     for i in range(len(data)):
         k = seen.get(data.laari[i], 0)
         seen[data.laari[i]] = k + 1
         if offset <= k < offset + per_label:
-            out.ids.append(data.ids[i])
-            out.titles.append(data.titles[i])
-            out.descriptions.append(data.descriptions[i])
-            out.laari.append(data.laari[i])
-            out.tags.append(data.tags[i])
-    return out
+            keep.append(i)
+    return data.subset(keep)
 
 
 @pytest.fixture(scope="session")

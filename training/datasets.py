@@ -154,9 +154,28 @@ class LabelledSet:
     laari: list[str] = field(default_factory=list)
     tags: list[list[str]] = field(default_factory=list)
     source: str = ""
+    # where each row comes from: its `source` field ("EURA2014:S21234" for a register-derived row, "written", or
+    # "" when the file has none)
+    origins: list[str] = field(default_factory=list)
 
     def __len__(self):
         return len(self.ids)
+
+    @property
+    def from_register(self) -> list[bool]:
+        """Per row: derived from a public register page (the kind of text the model is judged on)."""
+        return [i < len(self.origins) and self.origins[i].startswith("EURA") for i in range(len(self))]
+
+    def subset(self, idx) -> "LabelledSet":
+        out = LabelledSet(source=self.source)
+        for i in idx:
+            out.ids.append(self.ids[i])
+            out.titles.append(self.titles[i])
+            out.descriptions.append(self.descriptions[i])
+            out.laari.append(self.laari[i])
+            out.tags.append(self.tags[i])
+            out.origins.append(self.origins[i])
+        return out
 
     def extend(self, other: "LabelledSet") -> "LabelledSet":
         seen = set(self.ids)
@@ -168,6 +187,7 @@ class LabelledSet:
             self.descriptions.append(other.descriptions[i])
             self.laari.append(other.laari[i])
             self.tags.append(other.tags[i])
+            self.origins.append(other.origins[i] if i < len(other.origins) else "")
         return self
 
 
@@ -213,6 +233,7 @@ def load_labelled(path: str | Path, taxonomy: Taxonomy, *, id_col: str = "id", t
         out.descriptions.append(text if isinstance(text, str) else "")
         out.laari.append(label)
         out.tags.append(tags)
+        out.origins.append(str(rec.get("source") or ""))
     for label, rows in unknown_laari.items():
         problems.append(f"{laari_col}: unknown label {label!r} on line(s) {rows[:10]}; known: {sorted(verdicts)}")
     for tag, rows in unknown_tags.items():

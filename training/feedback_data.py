@@ -85,6 +85,7 @@ def feedback_corrections(url_or_path: str | Path, taxonomy: Taxonomy, base: Labe
         out.descriptions.append(text)
         out.laari.append(laari)
         out.tags.append(list(tags))
+        out.origins.append("feedback")
         if pid in base_index:  # the reviewer's decision is newer than the corpus label
             i = base_index[pid]
             base.titles[i], base.descriptions[i], base.laari[i], base.tags[i] = title, text, laari, list(tags)

@@ -84,7 +84,13 @@ def _finish(registry: Registry, model: LaariModel, reference: Reference, taxonom
 def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, registry: Registry | None = None,
           version: str | None = None, channels: tuple[str, ...] = (EMBEDDING, LEXICAL), analyzer: str = "lemma+char",
           seed: int = 0, promote: bool = True, progress: Callable[[str], None] | None = None,
-          extra_manifest: dict | None = None) -> TrainResult:
+          extra_manifest: dict | None = None, written_weight: float = 1.0, priors="selection") -> TrainResult:
+    """Train a model on ``data`` and save it in the registry.
+
+    When ``data`` holds register-derived rows (``source`` EURA...), every choice of the model is made by
+    cross-validation over those rows alone, and the other rows (written ones, reviewers' corrections) join the
+    training side of each fold with weight ``written_weight``. Without register rows, all rows are scored.
+    """
     started = time.time()
     say = progress or (lambda msg: None)
     registry = registry or Registry()
@@ -102,8 +108,16 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
         say(f"embedding {len(docs)} training texts")
         embeddings = embedder.encode(docs, TextKind.PASSAGE, progress=True)
     model = LaariModel(laari_ids=taxonomy.laari_ids, out_id=taxonomy.out_of_theme.id, tag_ids=taxonomy.tag_ids,
-                       config=TrainingConfig(seed=seed, analyzer=analyzer, channels=tuple(channels)))
-    model.fit(Documents(docs, embeddings), data.laari, data.tags, progress=say)
+                       config=TrainingConfig(seed=seed, analyzer=analyzer, channels=tuple(channels), priors=priors))
+    register = np.asarray(data.from_register, dtype=bool)
+    select = register if register.any() else None
+    weights = np.where(register, 1.0, written_weight) if register.any() else None
+    model.fit(Documents(docs, embeddings), data.laari, data.tags, progress=say, select=select, weights=weights)
+    scored = register if register.any() else np.ones(len(data), dtype=bool)
+    selection = {"rows": int(scored.sum()),
+                 "what": "register-derived rows (source EURA...)" if register.any() else "all training rows",
+                 "other_rows_weight": written_weight if register.any() else None,
+                 "counts": {v: int(np.sum((np.asarray(data.laari) == v) & scored)) for v in taxonomy.verdict_ids}}
     if embeddings is not None:
         reference = Reference.build(data.ids, data.titles, data.laari, embeddings, EMBEDDING, model.verdicts)
     else:
@@ -121,6 +135,8 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
         "thresholds": {"out_of_theme": model.out_threshold, "temperature": model.temperature,
                        "tags": {t: float(v) for t, v in zip(model.tag_ids, model.tag_thresholds)}},
         "metrics": {"cv": model.cv},
+        "selection": selection,
+        "priors": {v: round(float(p), 4) for v, p in zip(model.verdicts, model.priors)},
         "seed": seed,
         "libraries": library_versions(),
     }
