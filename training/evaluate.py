@@ -20,6 +20,9 @@ from classifier.prediction import ProjectInput
 from .datasets import LabelledSet
 
 
+MIN_SUPPORT = 5
+
+
 def score(gold_laari: Sequence[str], pred_laari: Sequence[str], gold_tags: Sequence[Sequence[str]],
           pred_tags: Sequence[Sequence[str]], *, verdicts: list[str], tag_ids: list[str], out_id: str,
           fit: Sequence[float] | None = None, confidence: Sequence[float] | None = None) -> dict:
@@ -27,6 +30,7 @@ def score(gold_laari: Sequence[str], pred_laari: Sequence[str], gold_tags: Seque
     gold = np.asarray(gold_laari)
     pred = np.asarray(pred_laari)
     labels = [v for v in verdicts if v in set(gold) | set(pred)]
+    supported = [v for v in verdicts if int(np.sum(gold == v)) >= MIN_SUPPORT]
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
     per_laari = {lab: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
                        "f1": round(float(f[i]), 4), "support": int(s[i])} for i, lab in enumerate(labels)}
@@ -37,6 +41,11 @@ def score(gold_laari: Sequence[str], pred_laari: Sequence[str], gold_tags: Seque
         "laari": {
             "accuracy": round(float(accuracy_score(gold, pred)), 4),
             "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4),
+            # over the verdicts with at least MIN_SUPPORT gold projects: on a small set, a verdict with one or two
+            # projects swings the full average by a sixth per project
+            "macro_f1_supported": round(float(f1_score(gold, pred, labels=supported, average="macro",
+                                                       zero_division=0)), 4) if supported else None,
+            "supported_labels": supported,
             "in_theme_macro_f1": round(float(f1_score(gold[in_theme], pred[in_theme], labels=laari_only,
                                                       average="macro", zero_division=0)), 4) if in_theme.any() else None,
             "per_label": per_laari,

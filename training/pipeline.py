@@ -27,8 +27,14 @@ from classifier.text import document_text
 from .datasets import LabelledSet
 
 DATA_DIR = Path(__file__).parent / "data"
-DEFAULT_TRAIN = DATA_DIR / "train.jsonl"
-DEFAULT_HELDOUT = DATA_DIR / "heldout.jsonl"
+DEFAULT_TRAIN = DATA_DIR / "train.jsonl"  # the written corpus: training split
+DEFAULT_HELDOUT = DATA_DIR / "heldout.jsonl"  # the written corpus: held-out split
+REGISTER_TRAIN = DATA_DIR / "register_train.jsonl"  # paraphrased register summaries: every choice is made on these
+REGISTER_HELDOUT = DATA_DIR / "register_heldout.jsonl"  # ... and their held-out part
+WRITTEN_REGISTER_STYLE = DATA_DIR / "written.jsonl"  # written in the register's style where the register is thin
+DEFAULT_TRAINING_FILES = (REGISTER_TRAIN, WRITTEN_REGISTER_STYLE, DEFAULT_TRAIN)
+DEFAULT_EVALUATION_FILES = (REGISTER_HELDOUT, DEFAULT_HELDOUT)
+DEFAULT_WRITTEN_WEIGHT = 1.0  # weight of written rows beside register rows (benchmarks/real_text.py measures it)
 ZERO_SHOT_SCALE = 50.0  # softmax sharpness over cosine similarities to the prototypes
 
 
@@ -38,6 +44,25 @@ class TrainResult:
     path: Path
     manifest: dict
     seconds: float
+
+
+def default_files(files) -> list[Path]:
+    """Those of the bundled ``files`` that exist (a user's checkout may lack optional ones)."""
+    return [p for p in files if p.exists()]
+
+
+def load_files(paths, taxonomy: Taxonomy) -> LabelledSet:
+    """One labelled set from several files, in order (a repeated id keeps its first row)."""
+    from .datasets import load_labelled
+
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no labelled files given")
+    data = load_labelled(paths[0], taxonomy)
+    for extra in paths[1:]:
+        data.extend(load_labelled(extra, taxonomy))
+    data.source = ", ".join(str(p) for p in paths)
+    return data
 
 
 def data_hash(data: LabelledSet) -> str:
@@ -84,7 +109,8 @@ def _finish(registry: Registry, model: LaariModel, reference: Reference, taxonom
 def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, registry: Registry | None = None,
           version: str | None = None, channels: tuple[str, ...] = (EMBEDDING, LEXICAL), analyzer: str = "lemma+char",
           seed: int = 0, promote: bool = True, progress: Callable[[str], None] | None = None,
-          extra_manifest: dict | None = None, written_weight: float = 1.0, priors="selection") -> TrainResult:
+          extra_manifest: dict | None = None, written_weight: float = DEFAULT_WRITTEN_WEIGHT,
+          priors="selection") -> TrainResult:
     """Train a model on ``data`` and save it in the registry.
 
     When ``data`` holds register-derived rows (``source`` EURA...), every choice of the model is made by
@@ -136,7 +162,8 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
                        "tags": {t: float(v) for t, v in zip(model.tag_ids, model.tag_thresholds)}},
         "metrics": {"cv": model.cv},
         "selection": selection,
-        "priors": {v: round(float(p), 4) for v, p in zip(model.verdicts, model.priors)},
+        "priors": {"shares": {v: round(float(p), 4) for v, p in zip(model.verdicts, model.priors)},
+                   "strength": model.prior_strength, "setting": priors if isinstance(priors, str) else "given"},
         "seed": seed,
         "libraries": library_versions(),
     }

@@ -16,7 +16,9 @@ outside the repository) it also checks each paraphrase against its original. Exi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -25,6 +27,7 @@ from pathlib import Path
 import yaml
 
 RUN_WORDS = 6
+HELDOUT_FRACTION = 0.2
 SOURCE_RE = re.compile(r"^EURA(2014|2007):(S\d{5})$")
 OBJECTIVE_RE = re.compile(r"^\d{1,2}\.\d$")  # a specific objective code such as 7.1 or 12.4
 CONFIDENCE = {"high", "medium", "low"}
@@ -162,6 +165,36 @@ def check_rows(rows: Iterable[tuple[str, int, dict]], reserved: set[str], refere
     return out
 
 
+def heldout_ids(rows: list[dict], fraction: float = HELDOUT_FRACTION) -> set[str]:
+    """The held-out part of ``rows``: per laari, the ``ceil(fraction * n)`` rows whose sha256(id) is smallest.
+    Stratified, stable, and independent of row order."""
+    by_laari: dict[str, list[str]] = {}
+    for r in rows:
+        by_laari.setdefault(r["laari"], []).append(r["id"])
+    out: set[str] = set()
+    for ids in by_laari.values():
+        k = math.ceil(fraction * len(ids))
+        out.update(sorted(ids, key=lambda i: hashlib.sha256(i.encode("utf-8")).hexdigest())[:k])
+    return out
+
+
+def merge(parts: list[Path], train: Path, heldout: Path) -> tuple[int, int]:
+    """Add the rows of ``parts`` that are not yet in ``train`` or ``heldout``. Rows already there keep their side;
+    the new ones are split among themselves by ``heldout_ids``. Both files are rewritten sorted by id."""
+    old = {p: [r for _, r in read_jsonl(p)] if p.exists() else [] for p in (train, heldout)}
+    known = {r["id"] for rows in old.values() for r in rows}
+    new = [r for p in parts for _, r in read_jsonl(p) if r["id"] not in known]
+    held = heldout_ids(new)
+    old[train] += [r for r in new if r["id"] not in held]
+    old[heldout] += [r for r in new if r["id"] in held]
+    for path, rows in old.items():
+        rows.sort(key=lambda r: r["id"])
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(path)
+    return len(new) - len(held), len(held)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m training.provenance", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,7 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--originals", type=Path, help="folder of <code>.txt original summaries (not in the repo)")
     check.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared",
                        help="the shared folder with real-sample/ (default: ../shared beside the repository)")
+    mrg = sub.add_parser("merge", help="add rows to a train/held-out pair of files, split stably by id")
+    mrg.add_argument("parts", nargs="+", type=Path)
+    mrg.add_argument("--train", type=Path, required=True)
+    mrg.add_argument("--heldout", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        n_train, n_held = merge(args.parts, args.train, args.heldout)
+        print(f"added {n_train} rows to {args.train} and {n_held} to {args.heldout}", file=sys.stderr)
+        return 0
     reserved_file = args.shared / "real-sample" / "reserved-codes.txt"
     sample_file = args.shared / "real-sample" / "projects.jsonl"
     if not reserved_file.exists():

@@ -1,0 +1,203 @@
+"""Routing quality on real register text: every variant of the model, the same real-text figures.
+
+    .venv/bin/python benchmarks/real_text.py [--variants NAME,...] [--learning-curve]
+
+For each variant, trains in a temporary registry on the bundled training files (or the subset the variant names)
+and reports:
+- the model's own cross-validated figures over the register-derived training rows (every choice of the model is
+  made on these: the channel mix, C, temperature, priors' strength, out-of-theme threshold, tag thresholds);
+- the held-out part of the register-derived rows (``training/data/register_heldout.jsonl``);
+- the written corpus's held-out split (``training/data/heldout.jsonl``);
+- as an outside check, ``../shared/real-sample/projects.jsonl`` when it exists (never trained or tuned on):
+  macro-F1 over all verdicts and over those with at least 5 projects.
+
+``--learning-curve`` trains the default on 25, 50 and 100 % of the register-derived training rows (stratified,
+seeded) and plots quality against the number of register rows (``reports/learning-curve.png``).
+Writes ``benchmarks/results/real_text.json`` and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+REAL_SAMPLE = ROOT.parent / "shared" / "real-sample" / "projects.jsonl"
+RESULTS = ROOT / "benchmarks" / "results" / "real_text.json"
+
+
+def variants(pipeline):
+    """name -> (training files, keyword arguments of pipeline.train)."""
+    R, W, O = pipeline.REGISTER_TRAIN, pipeline.WRITTEN_REGISTER_STYLE, pipeline.DEFAULT_TRAIN
+    both = ("embedding", "lexical")
+    return {
+        "default": ((R, W, O), {}),
+        "embedding channel alone": ((R, W, O), {"channels": ("embedding",)}),
+        "lexical channel alone": ((R, W, O), {"channels": ("lexical",)}),
+        "written rows weighted 0.3": ((R, W, O), {"written_weight": 0.3}),
+        "written rows weighted 3": ((R, W, O), {"written_weight": 3.0}),
+        "uniform priors": ((R, W, O), {"priors": "uniform"}),
+        "register rows only": ((R,), {}),
+        "register + register-style written": ((R, W), {}),
+        "lexical: lemmas only": ((R, W, O), {"channels": both, "analyzer": "lemma"}),
+        "before: written corpus only": ((O,), {}),
+    }
+
+
+def figures(metrics: dict) -> dict:
+    lab = metrics["laari"]
+    return {"n": metrics["n"], "macro_f1": lab["macro_f1"], "macro_f1_supported": lab.get("macro_f1_supported"),
+            "supported": lab.get("supported_labels"), "accuracy": lab["accuracy"],
+            "out_of_theme_f1": metrics["out_of_theme"]["f1"], "tag_micro_f1": metrics["tags"]["micro_f1"],
+            "ece": metrics.get("calibration", {}).get("ece"),
+            "per_label_f1": {k: v["f1"] for k, v in lab["per_label"].items()}}
+
+
+def run_variant(name, files, kwargs, tax, embedder, registry, sets, pipeline, subset=None):
+    from classifier.predictor import Predictor
+    from training.evaluate import evaluate_predictor
+
+    data = pipeline.load_files([f for f in files if f.exists()], tax)
+    if subset is not None:
+        data = data.subset(subset(data))
+    t0 = time.time()
+    needs = "embedding" in kwargs.get("channels", ("embedding",))
+    result = pipeline.train(data, tax, embedder if needs else None, registry=registry, version=f"v{time.time_ns()}",
+                            promote=False, **kwargs)
+    seconds = time.time() - t0
+    predictor = Predictor.load(result.path, embedder=embedder if needs else None)
+    cv = result.manifest["metrics"]["cv"]
+    out = {"train_seconds": round(seconds, 1), "rows": len(data),
+           "register_rows": int(sum(data.from_register)),
+           "choices": {"channels": result.manifest["channels"], "priors": result.manifest.get("priors"),
+                       "thresholds": result.manifest["thresholds"]},
+           "cv": {k: cv[k] for k in ("rows_scored", "router_macro_f1", "router_accuracy", "out_of_theme_f1",
+                                     "tag_micro_f1", "ece") if k in cv},
+           "sets": {}}
+    for set_name, labelled in sets.items():
+        metrics, _ = evaluate_predictor(predictor, labelled)
+        out["sets"][set_name] = figures(metrics)
+    print(f"  {name}: {seconds:.0f} s, cv macro-F1 {cv['router_macro_f1']}", file=sys.stderr)
+    return out
+
+
+def stratified_fraction(fraction: float, seed: int = 0):
+    """A subset picker: all non-register rows, and ``fraction`` of each laari's register rows."""
+    def pick(data):
+        rng = np.random.default_rng(seed)
+        reg = np.asarray(data.from_register)
+        labels = np.asarray(data.laari)
+        keep = list(np.flatnonzero(~reg))
+        for lab in sorted(set(labels[reg])):
+            idx = np.flatnonzero(reg & (labels == lab))
+            k = max(2, int(round(fraction * len(idx))))
+            keep += list(rng.choice(idx, size=min(k, len(idx)), replace=False))
+        return sorted(int(i) for i in keep)
+    return pick
+
+
+def table(results: dict) -> str:
+    lines = ["| variant | CV register: macro-F1 / out-of-theme F1 / tag micro-F1 / ECE | register held-out: "
+             "macro-F1 / OOT F1 / tags | real sample: macro-F1 (>= 5) / all 6 / OOT F1 / tags / ECE | written "
+             "held-out: macro-F1 / tags | train s |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        cv = r["cv"]
+        s = r["sets"]
+        rh = s.get("register held-out")
+        rs = s.get("real sample")
+        wh = s.get("written held-out")
+        cells = [f"{cv['router_macro_f1']:.3f} / {cv['out_of_theme_f1']:.3f} / {cv['tag_micro_f1']:.3f} / "
+                 f"{cv.get('ece', float('nan')):.3f}",
+                 f"{rh['macro_f1']:.3f} / {rh['out_of_theme_f1']:.3f} / {rh['tag_micro_f1']:.3f}" if rh else "-",
+                 f"{rs['macro_f1_supported']:.3f} / {rs['macro_f1']:.3f} / {rs['out_of_theme_f1']:.3f} / "
+                 f"{rs['tag_micro_f1']:.3f} / {rs['ece']:.3f}" if rs else "-",
+                 f"{wh['macro_f1']:.3f} / {wh['tag_micro_f1']:.3f}" if wh else "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", help="comma-separated names (default: all)")
+    parser.add_argument("--learning-curve", action="store_true")
+    args = parser.parse_args()
+
+    from classifier.embedders import load_embedder
+    from classifier.registry import Registry
+    from classifier.taxonomy import load_taxonomy
+    from training import pipeline
+    from training.datasets import load_labelled
+
+    tax = load_taxonomy()
+    embedder = load_embedder()
+    registry = Registry(Path(tempfile.mkdtemp(prefix="laari-real-text-")))
+    sets = {"register held-out": load_labelled(pipeline.REGISTER_HELDOUT, tax),
+            "written held-out": load_labelled(pipeline.DEFAULT_HELDOUT, tax)}
+    if REAL_SAMPLE.exists():
+        sets["real sample"] = load_labelled(REAL_SAMPLE, tax)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = previous.get("variants", {}) if args.variants else {}
+    chosen = variants(pipeline)
+    if args.variants:
+        names = [n.strip() for n in args.variants.split(",")]
+        unknown = [n for n in names if n not in chosen]
+        if unknown:
+            parser.error(f"unknown variant(s) {unknown}; known: {list(chosen)}")
+        chosen = {n: chosen[n] for n in names}
+    for name, (files, kwargs) in chosen.items():
+        results[name] = run_variant(name, files, kwargs, tax, embedder, registry, sets, pipeline)
+    out = {"variants": results, "learning_curve": previous.get("learning_curve")}
+    if args.learning_curve:
+        files, kwargs = variants(pipeline)["default"]
+        curve = {}
+        for fraction in (0.25, 0.5, 1.0):
+            curve[str(fraction)] = run_variant(f"{fraction:.0%} of the register rows", files, kwargs, tax, embedder,
+                                               registry, sets, pipeline, subset=stratified_fraction(fraction))
+        out["learning_curve"] = curve
+        plot_learning_curve(curve, ROOT / "reports" / "learning-curve.png")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    print(table(results))
+    if out.get("learning_curve"):
+        print()
+        print(table({f"{float(k):.0%} of register rows ({v['register_rows']})": v
+                     for k, v in out["learning_curve"].items()}))
+
+
+def plot_learning_curve(curve: dict, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [v["register_rows"] for v in curve.values()]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    series = [("CV laari macro-F1", lambda v: v["cv"]["router_macro_f1"]),
+              ("CV tag micro-F1", lambda v: v["cv"]["tag_micro_f1"]),
+              ("register held-out macro-F1", lambda v: v["sets"]["register held-out"]["macro_f1"])]
+    if all("real sample" in v["sets"] for v in curve.values()):
+        series.append(("real sample macro-F1 (>= 5)", lambda v: v["sets"]["real sample"]["macro_f1_supported"]))
+    for label, get in series:
+        ax.plot(xs, [get(v) for v in curve.values()], marker="o", label=label)
+    ax.set_xlabel("register-derived training rows")
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Quality against the number of labelled register projects")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
