@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +22,7 @@ from .text import join_document, language_check, normalize, split_sentences
 
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_EXPLAINED_SENTENCES = 60
+_HAS_LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
 LENGTH_MARGIN = 32  # characters: the embedder's prefix and special tokens, more than enough
 
 
@@ -149,6 +151,8 @@ class Predictor:
         description = normalize(item.description)
         if not description:
             raise InputError("description: empty or whitespace only")
+        if not _HAS_LETTER.search(description):
+            raise InputError("description: no words to read (only digits, symbols or punctuation)")
         return join_document(normalize(item.title or ""), description)
 
     def _predictions(self, items: Sequence[ProjectInput], docs: list[str], scores, explain: bool,

@@ -44,6 +44,34 @@ def test_long_text_is_chunked_and_pooled_not_cut(real_embedder):
     assert abs(np.linalg.norm(v_long) - 1) < 1e-4
 
 
+def test_a_text_with_no_words_never_shifts_other_texts_vectors(real_embedder):
+    """A long text of symbols alone yields one chunk of its own, so a batch mixing it with one-chunk and two-chunk
+    texts gives every text its alone-vector (before, the junk text had no chunk and vectors slid to other texts)."""
+    inner = real_embedder.inner
+    junk = "🙂 - " * 900
+    two = "Hankkeessa kehitetään työterveyshuollon ja esihenkilöiden yhteistyötä Kainuussa. " * 45
+    one = "Kotihoidon työyhteisöjen työhyvinvointia kehitetään Satakunnassa."
+    assert len(inner.chunk(junk, inner.prefixes["passage"])) >= 1
+    assert len(inner.chunk(two, inner.prefixes["passage"])) == 2
+    together = inner.encode([junk, two, one, junk])
+    alone = np.stack([inner.encode([t])[0] for t in (junk, two, one)])
+    np.testing.assert_allclose(together[[0, 1, 2]], alone, atol=1e-5)
+    np.testing.assert_allclose(together[3], alone[0], atol=1e-5)
+
+
+def test_pool_chunks_aligns_by_owner_and_refuses_a_text_without_a_chunk():
+    from classifier.embedders.sentence_transformer import pool_chunks
+
+    v = np.eye(4, dtype=np.float32)
+    out = pool_chunks(v, [0, 1, 1, 2], 3, [1, 3, 1, 5])
+    np.testing.assert_allclose(out[0], v[0])
+    np.testing.assert_allclose(out[1], (3 * v[1] + v[2]) / np.linalg.norm(3 * v[1] + v[2]), atol=1e-6)
+    np.testing.assert_allclose(out[2], v[3])
+    np.testing.assert_allclose(pool_chunks(v[:3], [2, 0, 1], 3, None), v[[1, 2, 0]])
+    with pytest.raises(ValueError, match="without a chunk: \\[1\\]"):
+        pool_chunks(v[:2], [0, 2], 3, None)
+
+
 def test_cache_answers_repeated_texts_without_the_model(tmp_path):
     inner = HashingEmbedder()
     emb = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite"))

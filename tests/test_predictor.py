@@ -53,6 +53,17 @@ def test_empty_and_whitespace_descriptions_are_refused(predictor):
     assert isinstance(results[0], InputError) and not isinstance(results[1], Exception)
 
 
+def test_text_without_words_is_refused_and_leaves_the_others_alone(predictor):
+    junk = "🙂 ★ - " * 500
+    with pytest.raises(InputError, match="no words to read"):
+        predictor.predict_one(junk)
+    alone = predictor.predict_one(TEXT)
+    results = predictor.predict_many([ProjectInput(description=junk), ProjectInput(description=TEXT)],
+                                     remember=False)
+    assert isinstance(results[0], InputError)
+    assert results[1].laari_scores == alone.laari_scores and results[1].fit == alone.fit
+
+
 def test_over_long_description_is_refused_with_the_limit(trained_bundle):
     p = Predictor(load_bundle(trained_bundle.path), HashingEmbedder(), max_description_chars=100)
     with pytest.raises(InputError, match="the limit is 100"):

@@ -47,6 +47,26 @@ def folder_id(folder: Path) -> str:
     return f"{folder.name}@{h.hexdigest()[:12]}"
 
 
+def pool_chunks(vectors: np.ndarray, owners: Sequence[int], n: int, weights: Sequence[int] | None) -> np.ndarray:
+    """One unit vector per text from its chunks' vectors (weighted by ``weights``, e.g. tokens), aligned by the
+    explicit owner index of each chunk; every text must own at least one chunk."""
+    owners = np.asarray(owners, dtype=np.int64)
+    if len(owners) != len(vectors):
+        raise ValueError(f"{len(vectors)} chunk vectors for {len(owners)} chunks")
+    counts = np.bincount(owners, minlength=n)
+    if len(counts) != n or np.any(counts == 0):
+        raise ValueError(f"texts without a chunk: {np.flatnonzero(counts == 0)[:10].tolist()}")
+    if weights is None and np.all(counts == 1):
+        out = np.empty((n, vectors.shape[1]), dtype=np.float32)
+        out[owners] = vectors
+        return out
+    w = np.ones(len(owners), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    np.add.at(out, owners, vectors * w[:, None])
+    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
+    return out
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers folder on the CPU (or a GPU when one is there and ``device`` allows)."""
 
@@ -124,7 +144,8 @@ class SentenceTransformerEmbedder(Embedder):
         return self.count_tokens([prefix + t for t in texts])
 
     def chunk(self, text: str, prefix: str = "") -> list[str]:
-        """Split a text into pieces that fit the model with their prefix, at sentence (then word) boundaries."""
+        """Split a text into pieces that fit the model with their prefix, at sentence (then word) boundaries.
+        Always at least one piece: a long text with no words (symbols only) is one piece, which the model cuts."""
         budget = self.max_tokens - 2
         if self.count_tokens([prefix + text])[0] <= self.max_tokens:
             return [text]
@@ -147,7 +168,7 @@ class SentenceTransformerEmbedder(Embedder):
                 current.append(piece)
         if current:
             chunks.append(" ".join(current))
-        return chunks
+        return chunks or [text]
 
     def encode(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE, *, progress: bool = False) -> np.ndarray:
         texts = list(texts)
@@ -162,10 +183,4 @@ class SentenceTransformerEmbedder(Embedder):
                 flat.append(prefix + piece)
         vectors = self.model.encode(flat, batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=progress)
-        if len(flat) == len(texts):
-            return vectors.astype(np.float32)
-        weights = np.asarray(self.count_tokens(flat), dtype=np.float32)
-        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-        np.add.at(out, owners, vectors * weights[:, None])
-        out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
-        return out
+        return pool_chunks(vectors, owners, len(texts), self.count_tokens(flat) if len(flat) > len(texts) else None)
