@@ -47,8 +47,54 @@ def variants(pipeline):
         "register rows only": ((R,), {}),
         "register + register-style written": ((R, W), {}),
         "lexical: lemmas only": ((R, W, O), {"channels": both, "analyzer": "lemma"}),
+        "lexical: Voikko lemmas and compound parts": ((R, W, O), {"channels": both}),
         "before: written corpus only": ((O,), {}),
     }
+
+
+def use_voikko():
+    """Swap simplemma for Voikko in the lexical channel (in this process only): each word's base form, with a
+    compound's members as parts (``työterveyshuollon`` -> ``työ-terveys-huolto``, which the analyzer also splits
+    into ``työ``, ``terveys``, ``huolto``). Needs ``libvoikko1 voikko-fi`` (Debian) and ``libvoikko`` (PyPI)."""
+    from functools import lru_cache
+
+    import libvoikko
+
+    import classifier.lexical as lexical
+
+    voikko = libvoikko.Voikko("fi")
+
+    def members(wordbases: str) -> list[str]:
+        out: list[str] = []
+        last_surface = ""
+        for comp in wordbases.strip("+").split("+"):
+            if "(" not in comp:
+                continue
+            surface, base = comp.split("(", 1)
+            base = base.rstrip(")")
+            if base.startswith("+") or not base:  # a derivational suffix: the member before it, derived
+                if out:
+                    last_surface += surface
+                    out[-1] = last_surface
+            else:
+                out.append(base.replace("=", ""))
+                last_surface = surface
+        return out
+
+    @lru_cache(maxsize=200_000)
+    def lemma(word: str) -> str:
+        analyses = voikko.analyze(word)
+        if not analyses:
+            return word
+        a = analyses[0]
+        base = a.get("BASEFORM", word).lower()
+        parts = [m.lower() for m in members(a.get("WORDBASES", ""))]
+        return "-".join(parts) if len(parts) > 1 and "-" not in base else base
+
+    lexical._lemma = lemma
+
+
+SETUP = {"lexical: Voikko lemmas and compound parts": use_voikko}
 
 
 def figures(metrics: dict) -> dict:
@@ -153,6 +199,10 @@ def main():
             parser.error(f"unknown variant(s) {unknown}; known: {list(chosen)}")
         chosen = {n: chosen[n] for n in names}
     for name, (files, kwargs) in chosen.items():
+        if name in SETUP:
+            if len(chosen) > 1:
+                parser.error(f"{name!r} changes the analyzer of this process: run it on its own")
+            SETUP[name]()
         results[name] = run_variant(name, files, kwargs, tax, embedder, registry, sets, pipeline)
     out = {"variants": results, "learning_curve": previous.get("learning_curve")}
     if args.learning_curve:
