@@ -46,8 +46,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "annif.json"
 DEFAULT_REAL_SAMPLE = REPO.parent / "shared" / "real-sample" / "projects.jsonl"
-TRAIN_FILE = REPO / "training" / "data" / "train.jsonl"
-HELDOUT_FILE = REPO / "training" / "data" / "heldout.jsonl"
+DATA = REPO / "training" / "data"
+# the same files laari trains and is evaluated on by default (training/pipeline.py)
+TRAIN_FILES = [DATA / "register_train.jsonl", DATA / "written.jsonl", DATA / "train.jsonl"]
+HELDOUT_FILES = [DATA / "register_heldout.jsonl", DATA / "heldout.jsonl"]
 
 ANNIF_VERSION = "1.4.3"
 ANNIF_SPEC = os.environ.get("LAARI_ANNIF_SPEC", f"annif[omikuji,voikko]=={ANNIF_VERSION}")
@@ -358,8 +360,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="3-fold instead of 5-fold cross-validation for the tag threshold (same data otherwise)")
     p.add_argument("--folds", type=int, default=None, help="cross-validation folds for the tag threshold "
                    "(default 5, 3 with --quick)")
-    p.add_argument("--train", type=Path, default=TRAIN_FILE, help="training split (default: %(default)s)")
-    p.add_argument("--heldout", type=Path, default=HELDOUT_FILE, help="held-out split (default: %(default)s)")
+    p.add_argument("--train", type=Path, nargs="+", default=[f for f in TRAIN_FILES if f.exists()],
+                   help="training files, used together (default: laari's default training files)")
+    p.add_argument("--heldout", type=Path, nargs="+", default=[f for f in HELDOUT_FILES if f.exists()],
+                   help="held-out files, each scored on its own (default: laari's default held-out files)")
     p.add_argument("--real-sample", type=Path, default=DEFAULT_REAL_SAMPLE,
                    help="real projects, scored only (default: %(default)s; skipped with a warning if missing)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (default: %(default)s)")
@@ -427,13 +431,14 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
 
     sets = {}
     data_info = {}
-    paths = {"train": args.train, "heldout": args.heldout, "real-sample": args.real_sample}
-    for name, path in paths.items():
+    paths = [(f"train:{p.stem}", p) for p in args.train] + [(p.stem, p) for p in args.heldout] + \
+        [("real-sample", args.real_sample)]
+    for name, path in paths:
         if name == "real-sample" and not path.exists():
-            log(f"WARNING: real sample {path} not found: scoring the held-out split only")
+            log(f"WARNING: real sample {path} not found: scoring the held-out files only")
             continue
         # Read a snapshot: the data files may be regenerated while the benchmark runs.
-        snapshot = workdir / "input" / f"{name}{path.suffix}"
+        snapshot = workdir / "input" / f"{name.replace(':', '-')}{path.suffix}"
         snapshot.parent.mkdir(exist_ok=True)
         try:
             shutil.copyfile(path, snapshot)
@@ -442,7 +447,10 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
             raise BenchmarkError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except DataError as exc:
             raise BenchmarkError(str(exc).replace(str(snapshot), str(path))) from exc
-        sets[name] = data
+        if name.startswith("train:"):
+            sets["train"] = data if "train" not in sets else sets["train"].extend(data)
+        else:
+            sets[name] = data
         data_info[name] = {"path": os.path.relpath(path.resolve(), REPO), "rows": len(data),
                            "sha256": file_hash(snapshot)}
     train = sets["train"]
@@ -450,7 +458,8 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
         raise BenchmarkError(f"{args.train}: {len(train)} rows, too few for {folds}-fold cross-validation")
     train_ids = set(train.ids)
     train_texts = {doc_text(t, d) for t, d in zip(train.titles, train.descriptions)}
-    for name in ("heldout", "real-sample"):
+    eval_names = [n for n in sets if n != "train"]
+    for name in eval_names:
         if name in sets:
             ev = sets[name]
             same_id = train_ids & set(ev.ids)
@@ -458,7 +467,6 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
             if same_id or same_text:
                 log(f"WARNING: {name} shares {len(same_id)} id(s) and {same_text} text(s) with the training split")
             data_info[name]["overlap_with_train"] = {"ids": len(same_id), "texts": same_text}
-    eval_names = [n for n in ("heldout", "real-sample") if n in sets]
     log("data: " + ", ".join(f"{n} {len(s)} rows" for n, s in sets.items()))
 
     home = laari_home()

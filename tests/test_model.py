@@ -67,3 +67,41 @@ def test_unknown_label_is_refused(small_train, taxonomy):
     labels[0] = "kulttuuri"
     with pytest.raises(ValueError, match="unknown laari labels.*kulttuuri"):
         model.fit(docs_of(small_train, HashingEmbedder()), labels, small_train.tags)
+
+
+def test_choices_are_made_on_the_selected_rows_only(small_train, taxonomy):
+    """Rows outside the selection train every fold but are never scored: relabelling them all as out of theme
+    changes nothing that is scored, and the scored rows are exactly the selection."""
+    docs = docs_of(small_train, HashingEmbedder())
+    n = len(small_train)
+    select = np.zeros(n, dtype=bool)
+    select[::2] = True
+    model = LaariModel(taxonomy.laari_ids, taxonomy.out_of_theme.id, taxonomy.tag_ids,
+                       config=TrainingConfig(channels=(EMBEDDING,), folds=3))
+    model.fit(docs, small_train.laari, small_train.tags, select=select, weights=np.where(select, 1.0, 0.5))
+    assert model.cv["rows_scored"] == select.sum() and model.cv["rows_training_only"] == n - select.sum()
+    assert list(model.oof_index_) == list(np.flatnonzero(select))
+    assert model.oof_scores_[0].shape == (select.sum(), 6)
+    assert 0 <= model.cv["ece"] <= 1 and set(model.cv["router_macro_f1_by_prior_strength"]) == {"0.0", "0.5", "1.0"}
+    # the priors default to the selection's label mix
+    mix = np.array([np.mean(np.asarray(small_train.laari)[select] == v) for v in model.verdicts])
+    np.testing.assert_allclose(model.priors, mix)
+
+
+def test_priors_are_a_setting_that_moves_probabilities(small_train, taxonomy, corpus_heldout):
+    model = fitted(small_train, taxonomy, channels=(EMBEDDING,))
+    docs = docs_of(take(corpus_heldout, 2), HashingEmbedder())
+    model.prior_strength = 1.0
+    before = model.predict_proba(docs)
+    out = model.verdicts.index(taxonomy.out_of_theme.id)
+    shares = {v: (0.9 if v == taxonomy.out_of_theme.id else 0.02) for v in model.verdicts}
+    after = model.set_priors(shares).predict_proba(docs)
+    assert np.all(after[:, out] > before[:, out])
+    np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown verdict"):
+        model.set_priors({"nope": 1.0})
+    with pytest.raises(ValueError, match="positive share"):
+        model.set_priors({v: 0.0 for v in model.verdicts})
+    meta, arrays = model.to_arrays()
+    again = LaariModel.from_arrays(meta, arrays)
+    np.testing.assert_allclose(again.predict_proba(docs), after, atol=1e-5)
