@@ -83,11 +83,11 @@ class TextMaker:
 
 
 def serve_command() -> list[str]:
-    from training.cli import app
+    from laari.cli import app
 
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
     if "serve" in names:
-        return [sys.executable, "-c", "from training.cli import main; main()", "serve"]
+        return [sys.executable, "-c", "from laari.cli import main; main()", "serve"]
     return [sys.executable, "-m", "service"]
 
 

@@ -56,6 +56,7 @@ class Documents:
 class TrainingConfig:
     seed: int = 0
     folds: int = 5
+    repeats: int = 2  # cross-validation repeated with differently shuffled folds; out-of-fold scores averaged
     analyzer: str = "lemma+char"
     channels: tuple[str, ...] = (EMBEDDING, LEXICAL)  # the candidates; CV picks the mix
     priors: object = "selection"  # the router's class priors: "selection", "uniform" or {verdict: share}
@@ -168,9 +169,10 @@ class LaariModel:
             feats[EMBEDDING] = self._emb_features(docs)
 
         # folds over the selected rows; every other row is on the training side of each fold
-        splitter = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
         folds = [(np.setdiff1d(np.arange(n), sel_idx[test]), sel_idx[test])
-                 for _, test in splitter.split(np.zeros(len(sel_idx)), y[sel_idx])]
+                 for r in range(max(1, cfg.repeats))
+                 for _, test in StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed + r).split(
+                     np.zeros(len(sel_idx)), y[sel_idx])]
         ys = y[sel_idx]
         y_idx = np.array([self.verdicts.index(v) for v in ys])
         Ys = Y[sel_idx]
@@ -236,6 +238,7 @@ class LaariModel:
                               / np.clip(P[:, :out_col].sum(1), 1e-12, None))
         self.cv = {
             "folds": cfg.folds,
+            "repeats": cfg.repeats,
             "rows_scored": int(len(sel_idx)),
             "rows_training_only": int(n - len(sel_idx)),
             "router_macro_f1": round(float(f1_score(y_idx, decided, average="macro")), 4),
@@ -293,16 +296,18 @@ class LaariModel:
         return Q
 
     def _oof(self, X, y, folds, w, fit) -> np.ndarray:
-        """Out-of-fold probabilities; the folds run in parallel (results do not depend on the order)."""
+        """Out-of-fold probabilities, averaged over the repeats of the cross-validation; the folds run in
+        parallel (results do not depend on the order)."""
         heads = Parallel(n_jobs=min(len(folds), N_JOBS), prefer="threads")(
             delayed(fit)(X[train], y[train], w[train]) for train, _ in folds)
-        out = None
+        out, seen = None, np.zeros(X.shape[0])
         for head, (_, test) in zip(heads, folds):
             P = head.proba(X[test])
             if out is None:
                 out = np.zeros((X.shape[0], P.shape[1]), dtype=np.float64)
-            out[test] = P
-        return out
+            out[test] += P
+            seen[test] += 1
+        return out / np.maximum(seen, 1)[:, None]
 
     def _decide(self, P: np.ndarray, threshold: float) -> np.ndarray:
         """Index of the verdict: out of theme when its probability passes the threshold, else the best laari."""
@@ -344,7 +349,8 @@ class LaariModel:
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {
             "laari_ids": self.laari_ids, "out_id": self.out_id, "tag_ids": self.tag_ids,
-            "config": {"seed": self.config.seed, "folds": self.config.folds, "analyzer": self.config.analyzer,
+            "config": {"seed": self.config.seed, "folds": self.config.folds, "repeats": self.config.repeats,
+                       "analyzer": self.config.analyzer,
                        "channels": list(self.config.channels)},
             "router_weight": self.router_weight, "tagger_weight": self.tagger_weight,
             "temperature": self.temperature, "out_threshold": self.out_threshold,
@@ -373,7 +379,8 @@ class LaariModel:
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "LaariModel":
         c = meta["config"]
         model = cls(laari_ids=list(meta["laari_ids"]), out_id=meta["out_id"], tag_ids=list(meta["tag_ids"]),
-                    config=TrainingConfig(seed=c["seed"], folds=c["folds"], analyzer=c["analyzer"],
+                    config=TrainingConfig(seed=c["seed"], folds=c["folds"], repeats=c.get("repeats", 1),
+                                          analyzer=c["analyzer"],
                                           channels=tuple(c["channels"])))
         model.router_weight = float(meta["router_weight"])
         model.tagger_weight = float(meta["tagger_weight"])

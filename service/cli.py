@@ -1,6 +1,6 @@
 """``laari serve``: the HTTP service and the reviewer page under uvicorn.
 
-``training/cli.py`` adds it with ``from service.cli import register; register(app)``; ``python -m service`` runs
+``laari/cli.py`` adds it to the ``laari`` command; ``python -m service`` runs
 the same command on its own.
 """
 
@@ -39,7 +39,7 @@ def serve(
         os.environ["LAARI_MODEL"] = model
     if wait:
         os.environ["LAARI_LOAD_IN_BACKGROUND"] = "false"
-    from .feedback import redact_url
+    from classifier.feedback import redact_url
     from .settings import Settings
 
     try:

@@ -28,7 +28,7 @@ from classifier.text import content_hash, document_text, words
 from classifier.lexical import lemma_terms
 
 from .batching import MicroBatcher
-from .feedback import FeedbackStore, FeedbackStoreError
+from classifier.feedback import FeedbackStore, FeedbackStoreError
 from .pools import PoolStats, compute_pools
 from .settings import Settings
 

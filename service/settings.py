@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         return self.models_dir or config.models_dir()
 
     def __repr__(self) -> str:  # the keys never show, only how many there are
-        from .feedback import redact_url
+        from classifier.feedback import redact_url
 
         fields = {k: v for k, v in self.__dict__.items() if k != "api_keys"}
         fields["feedback_url"] = redact_url(self.feedback_url) if "://" in self.feedback_url else self.feedback_url

@@ -112,11 +112,11 @@ def serve_command() -> list[str]:
     """`laari serve` when training/cli.py registers it, else the same command through `python -m service`."""
     import sys
 
-    from training.cli import app
+    from laari.cli import app
 
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
     if "serve" in names:
-        return [sys.executable, "-c", "from training.cli import main; main()", "serve"]
+        return [sys.executable, "-c", "from laari.cli import main; main()", "serve"]
     return [sys.executable, "-m", "service"]
 
 

@@ -98,7 +98,7 @@ def test_predict_input_is_the_batch_run_with_sentences(tmp_path, monkeypatch, tr
     from typer.testing import CliRunner
 
     from training import cli_batch
-    from training.cli import app
+    from laari.cli import app
 
     monkeypatch.setattr(cli_batch, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
     clean = register_rows(corpus_train, 12, with_errors=False)

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from training.cli import app
+from laari.cli import app
 from tests.conftest import take
 
 

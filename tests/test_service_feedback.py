@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from service.feedback import FeedbackStore, FeedbackStoreError, database_url
+from classifier.feedback import FeedbackStore, FeedbackStoreError, database_url
 from tests.conftest import take
 from training.datasets import DataError, LabelledSet
 from training.feedback_data import feedback_corrections
@@ -111,7 +111,7 @@ def test_train_with_feedback_folds_corrections(tmp_path, monkeypatch, corpus_tra
     """The CLI end to end (lexical channel only, so no embedding model is needed)."""
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from laari.cli import app
 
     small = take(corpus_train, 6)
     data = tmp_path / "small.jsonl"

@@ -392,13 +392,6 @@ def taxonomy_show(path: Optional[Path] = typer.Argument(None)):
         fail(str(exc))
 
 
-from service.cli import register as _register_serve  # noqa: E402  (adds `laari serve`)
-from training.cli_batch import register as _register_batch  # noqa: E402  (adds `laari batch|report|discover`)
-
-_register_serve(app)
-_register_batch(app)
-
-
 def main():  # console-script entry point
     app()
 

@@ -23,7 +23,7 @@ USABLE_DECISIONS = ("accept", "correct")
 
 
 def _read_rows(url_or_path: str | Path) -> tuple[list[dict], str]:
-    from service.feedback import FeedbackStore, FeedbackStoreError
+    from classifier.feedback import FeedbackStore, FeedbackStoreError
 
     try:
         store = FeedbackStore(url_or_path, create=False)

@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from ..auth import Principal, require
 from ..core import LaariService
-from ..feedback import to_csv, to_jsonl
+from classifier.feedback import to_csv, to_jsonl
 from ..schemas import ErrorResponse, FeedbackIn, FeedbackRecord
 from ..settings import Role
 from . import get_service

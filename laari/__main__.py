@@ -1,0 +1,3 @@
+from laari.cli import main
+
+main()
