@@ -43,10 +43,13 @@ def variants(pipeline):
         "lexical channel alone": ((R, W, O), {"channels": ("lexical",)}),
         "written rows weighted 0.3": ((R, W, O), {"written_weight": 0.3}),
         "written rows weighted 3": ((R, W, O), {"written_weight": 3.0}),
+        "written rows weighted 10": ((R, W, O), {"written_weight": 10.0}),
         "uniform priors": ((R, W, O), {"priors": "uniform"}),
         "register rows only": ((R,), {}),
         "register + register-style written": ((R, W), {}),
         "lexical: lemmas only": ((R, W, O), {"channels": both, "analyzer": "lemma"}),
+        "lexical: lemmas only; written rows weighted 3": ((R, W, O), {"channels": both, "analyzer": "lemma",
+                                                                       "written_weight": 3.0}),
         "lexical: Voikko lemmas and compound parts": ((R, W, O), {"channels": both}),
         "before: written corpus only": ((O,), {}),
     }
@@ -149,6 +152,25 @@ def stratified_fraction(fraction: float, seed: int = 0):
     return pick
 
 
+SEEDS = (0, 1, 2)  # subsets drawn per fraction of the register rows (their figures are averaged)
+
+
+def mean_run(runs: list[dict]) -> dict:
+    """The average of several runs' figures (same keys); counts and choices from the first."""
+    def avg(values):
+        values = [v for v in values if v is not None]
+        return round(float(np.mean(values)), 4) if values else None
+
+    first = runs[0]
+    out = {"rows": first["rows"], "register_rows": first["register_rows"], "runs": len(runs),
+           "train_seconds": avg([r["train_seconds"] for r in runs]),
+           "cv": {k: avg([r["cv"].get(k) for r in runs]) for k in first["cv"]}, "sets": {}}
+    for name, fig in first["sets"].items():
+        out["sets"][name] = {k: avg([r["sets"][name][k] for r in runs]) for k in
+                             ("macro_f1", "macro_f1_supported", "accuracy", "out_of_theme_f1", "tag_micro_f1", "ece")}
+    return out
+
+
 def table(results: dict) -> str:
     lines = ["| variant | CV register: macro-F1 / out-of-theme F1 / tag micro-F1 / ECE | register held-out: "
              "macro-F1 / OOT F1 / tags | real sample: macro-F1 (>= 5) / all 6 / OOT F1 / tags / ECE | written "
@@ -173,7 +195,8 @@ def table(results: dict) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", help="comma-separated names (default: all)")
-    parser.add_argument("--learning-curve", action="store_true")
+    parser.add_argument("--learning-curve", action="store_true", help="the learning curve (alone, unless "
+                        "--variants names variants too)")
     args = parser.parse_args()
 
     from classifier.embedders import load_embedder
@@ -190,8 +213,9 @@ def main():
     if REAL_SAMPLE.exists():
         sets["real sample"] = load_labelled(REAL_SAMPLE, tax)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results = previous.get("variants", {}) if args.variants else {}
-    chosen = variants(pipeline)
+    only_curve = args.learning_curve and not args.variants
+    results = previous.get("variants", {}) if (args.variants or only_curve) else {}
+    chosen = {} if only_curve else variants(pipeline)
     if args.variants:
         names = [n.strip() for n in args.variants.split(",")]
         unknown = [n for n in names if n not in chosen]
@@ -208,9 +232,18 @@ def main():
     if args.learning_curve:
         files, kwargs = variants(pipeline)["default"]
         curve = {}
-        for fraction in (0.25, 0.5, 1.0):
-            curve[str(fraction)] = run_variant(f"{fraction:.0%} of the register rows", files, kwargs, tax, embedder,
-                                               registry, sets, pipeline, subset=stratified_fraction(fraction))
+        for fraction in (0.0, 0.25, 0.5, 1.0):
+            runs = []
+            for seed in (SEEDS if 0 < fraction < 1 else (0,)):
+                if fraction == 0.0:  # no register rows: the written rows alone, as before the register rows came
+                    w_files, w_kwargs = variants(pipeline)["before: written corpus only"]
+                    runs.append(run_variant("0 register rows", w_files, w_kwargs, tax, embedder, registry, sets,
+                                            pipeline))
+                else:
+                    runs.append(run_variant(f"{fraction:.0%} of the register rows (seed {seed})", files, kwargs,
+                                            tax, embedder, registry, sets, pipeline,
+                                            subset=stratified_fraction(fraction, seed)))
+            curve[str(fraction)] = {"runs": runs, "mean": mean_run(runs)}
         out["learning_curve"] = curve
         plot_learning_curve(curve, ROOT / "reports" / "learning-curve.png")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +251,20 @@ def main():
     print(table(results))
     if out.get("learning_curve"):
         print()
-        print(table({f"{float(k):.0%} of register rows ({v['register_rows']})": v
-                     for k, v in out["learning_curve"].items()}))
+        print(curve_table(out["learning_curve"]))
+
+
+def curve_table(curve: dict) -> str:
+    lines = ["| register rows in training | subsets | CV macro-F1 (on those rows) | register held-out: macro-F1 / "
+             "tags | real sample: macro-F1 (>= 5) / OOT F1 / tags |", "|---|---|---|---|---|"]
+    for v in curve.values():
+        m = v["mean"]
+        rh, rs = m["sets"]["register held-out"], m["sets"].get("real sample")
+        cv = "-" if m["register_rows"] == 0 else f"{m['cv']['router_macro_f1']:.3f}"
+        lines.append(f"| {m['register_rows']} | {m['runs']} | {cv} | {rh['macro_f1']:.3f} / {rh['tag_micro_f1']:.3f} | "
+                     + (f"{rs['macro_f1_supported']:.3f} / {rs['out_of_theme_f1']:.3f} / {rs['tag_micro_f1']:.3f} |"
+                        if rs else "- |"))
+    return "\n".join(lines)
 
 
 def plot_learning_curve(curve: dict, path: Path):
@@ -228,15 +273,17 @@ def plot_learning_curve(curve: dict, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [v["register_rows"] for v in curve.values()]
+    points = [v["mean"] for v in curve.values()]
+    xs = [p["register_rows"] for p in points]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    series = [("CV laari macro-F1", lambda v: v["cv"]["router_macro_f1"]),
-              ("CV tag micro-F1", lambda v: v["cv"]["tag_micro_f1"]),
-              ("register held-out macro-F1", lambda v: v["sets"]["register held-out"]["macro_f1"])]
-    if all("real sample" in v["sets"] for v in curve.values()):
-        series.append(("real sample macro-F1 (>= 5)", lambda v: v["sets"]["real sample"]["macro_f1_supported"]))
+    series = [("register held-out: laari macro-F1", lambda p: p["sets"]["register held-out"]["macro_f1"]),
+              ("register held-out: tag micro-F1", lambda p: p["sets"]["register held-out"]["tag_micro_f1"]),
+              ("register held-out: out-of-theme F1", lambda p: p["sets"]["register held-out"]["out_of_theme_f1"])]
+    if all("real sample" in p["sets"] for p in points):
+        series.append(("real sample: laari macro-F1 (>= 5)",
+                       lambda p: p["sets"]["real sample"]["macro_f1_supported"]))
     for label, get in series:
-        ax.plot(xs, [get(v) for v in curve.values()], marker="o", label=label)
+        ax.plot(xs, [get(p) for p in points], marker="o", label=label)
     ax.set_xlabel("register-derived training rows")
     ax.set_ylabel("score")
     ax.set_ylim(0, 1)

@@ -44,6 +44,15 @@ def test_register_rows_and_written_rows_are_in_their_own_files():
         assert written == p.endswith("written.jsonl"), (p, r["id"])
 
 
+def test_every_register_row_is_in_the_harvest_log_as_used():
+    log = REGISTER_TRAIN.parent / "harvest" / "log.tsv"
+    lines = [line.split("\t") for line in log.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    assert all(len(f) == 5 for f in lines)
+    used = {f[2] for f in lines if f[3] == "used"}
+    rows = [r["id"] for _, _, r in corpus_rows() if r["source"].startswith("EURA")]
+    assert sorted(set(rows) - used) == []
+
+
 def test_heldout_split_is_stable_and_stratified():
     train = [r for _, r in read_jsonl(REGISTER_TRAIN)]
     held = [r for _, r in read_jsonl(REGISTER_HELDOUT)]
