@@ -38,7 +38,7 @@ def variants(pipeline):
     R, W, O = pipeline.REGISTER_TRAIN, pipeline.WRITTEN_REGISTER_STYLE, pipeline.DEFAULT_TRAIN
     both = ("embedding", "lexical")
     return {
-        "default": ((R, W, O), {}),
+        "default": ((R, W, O), {}),  # both channels, written rows weighted pipeline.DEFAULT_WRITTEN_WEIGHT (1)
         "embedding channel alone": ((R, W, O), {"channels": ("embedding",)}),
         "lexical channel alone": ((R, W, O), {"channels": ("lexical",)}),
         "written rows weighted 0.3": ((R, W, O), {"written_weight": 0.3}),
@@ -48,8 +48,6 @@ def variants(pipeline):
         "register rows only": ((R,), {}),
         "register + register-style written": ((R, W), {}),
         "lexical: lemmas only": ((R, W, O), {"channels": both, "analyzer": "lemma"}),
-        "lexical: lemmas only; written rows weighted 3": ((R, W, O), {"channels": both, "analyzer": "lemma",
-                                                                       "written_weight": 3.0}),
         "lexical: Voikko lemmas and compound parts": ((R, W, O), {"channels": both}),
         "before: written corpus only": ((O,), {}),
     }
