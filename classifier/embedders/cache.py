@@ -14,6 +14,11 @@ from ..text import content_hash
 from .base import Embedder, TextKind
 
 
+# Part of every key. 2: vectors are pooled by each chunk's explicit owner. Before, a text with no chunk could shift
+# vectors between the texts of one batch, so entries written under format 1 may be wrong and are never read.
+KEY_FORMAT = 2
+
+
 class EmbeddingCache:
     """SQLite file (WAL), one row per vector; a small in-memory LRU in front of it."""
 
@@ -37,7 +42,7 @@ class EmbeddingCache:
 
     @staticmethod
     def key(model_id: str, kind: TextKind, text: str) -> str:
-        return content_hash(f"{model_id}\x00{TextKind(kind).value}\x00{text}")
+        return content_hash(f"{KEY_FORMAT}\x00{model_id}\x00{TextKind(kind).value}\x00{text}")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         return self._get("vectors", "vec", self._memory, keys, lambda blob: np.frombuffer(blob, dtype=np.float32))
