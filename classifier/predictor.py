@@ -201,7 +201,8 @@ class Predictor:
             if explain:
                 explanation["terms"], explanation["tag_terms"] = terms[r]
                 if sentences:
-                    explanation["sentences"] = self._sentences(docs[r], int(columns[r]))
+                    explanation["sentences"] = self._sentences(
+                        docs[r], int(columns[r]), None if scores.embeddings is None else scores.embeddings[r])
                 explanation["similar"] = similar[r]
             out.append(Prediction(
                 id=item.id, laari=verdicts[r],
@@ -230,11 +231,17 @@ class Predictor:
                               "parts and pooled")
         return out
 
-    def _sentences(self, doc: str, column: int) -> list[dict]:
+    def _sentences(self, doc: str, column: int, doc_embedding: np.ndarray | None) -> list[dict]:
+        """The sentences the router scores highest for ``column``, each scored on its own words with the
+        document's embedding held fixed: the embedding channel's view of the whole text is the same for every
+        sentence, so no sentence needs a pass through the transformer of its own (that pass cost as much as
+        the document's)."""
         sentences = split_sentences(doc)[:MAX_EXPLAINED_SENTENCES]
         if len(sentences) <= 1:
             return [{"index": 0, "text": s, "support": None} for s in sentences]
-        # sentences need embeddings only when the router gives the embedding channel weight
-        uses_embeddings = self.embedder is not None and EMBEDDING in self.model.router and self.model.router_weight > 0
-        emb = self.embedder.encode(sentences, TextKind.PASSAGE) if uses_embeddings else None
+        uses_embeddings = EMBEDDING in self.model.router and self.model.router_weight > 0
+        emb = np.repeat(doc_embedding[None, :], len(sentences), axis=0) \
+            if uses_embeddings and doc_embedding is not None else None
+        if uses_embeddings and emb is None:  # a model that needs embeddings, but the batch was scored without
+            emb = self.embedder.encode(sentences, TextKind.PASSAGE)
         return sentence_support(self.model, sentences, emb, column)

@@ -121,3 +121,14 @@ def test_sentences_can_be_left_out_of_the_explanation(trained_bundle):
     full = p.predict_many([ProjectInput(description=TEXT, id="s1")])[0]
     assert "sentences" not in lean.explanation and full.explanation["sentences"]
     assert lean.explanation["terms"] == full.explanation["terms"] and lean.laari == full.laari
+
+
+def test_sentences_are_scored_without_a_transformer_pass_of_their_own(trained_bundle):
+    """Supporting sentences hold the document's embedding fixed: one embedding per fresh text, none per sentence."""
+    emb = HashingEmbedder()
+    p = Predictor(load_bundle(trained_bundle.path), emb)
+    p.model.router_weight = 0.5  # make the router use both channels, whatever the small model chose
+    res = p.predict_one(TEXT, id="e1")
+    assert emb.texts_seen == 1
+    sentences = res.explanation["sentences"]
+    assert sentences and all(0 < s["support"] <= 1 for s in sentences)
