@@ -157,3 +157,11 @@ def test_model_and_taxonomy_mismatch_is_refused(env, tmp_path):
     r = run(env, "predict", "--taxonomy", str(other), "Työhyvinvointia kotihoitoon.")
     assert r.exit_code == 1
     assert "+johtaminen" in r.output and "-esihenkilotyo" in r.output
+
+
+def test_train_priors_setting_is_checked(env):
+    r = run(env, "train", "--data", str(env["train"]), "--channels", "lexical", "--priors", "ei_teemassa")
+    assert r.exit_code == 1 and "is not verdict=share" in r.output
+    r = run(env, "train", "--data", str(env["train"]), "--channels", "lexical", "--priors", "nope=1",
+            "--no-promote", "--version", "bad-priors")
+    assert r.exit_code == 1 and "unknown verdict" in r.output

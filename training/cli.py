@@ -48,13 +48,6 @@ def _taxonomy(path: Optional[Path]):
     return load_taxonomy(path)
 
 
-def pipeline_default(name: str):
-    """A default of the training pipeline, read when the command is defined (keeps one source of the value)."""
-    from . import pipeline
-
-    return getattr(pipeline, name)
-
-
 def parse_priors(text: str):
     """``selection``, ``uniform``, or ``verdict=share,...`` (shares need not add up to one)."""
     text = text.strip()
@@ -105,8 +98,8 @@ def train(
     version: Optional[str] = typer.Option(None, help="Version name (default: date and bundle hash)."),
     promote: bool = typer.Option(True, help="Make the new model the current one."),
     evaluate: bool = typer.Option(True, help="Score the new model on the held-out split afterwards."),
-    written_weight: float = typer.Option(pipeline_default("DEFAULT_WRITTEN_WEIGHT"), "--written-weight",
-                                         help="Weight of rows not derived from the register (written, feedback)."),
+    written_weight: Optional[float] = typer.Option(None, "--written-weight", help="Weight of rows not derived "
+                                                   "from the register (written, feedback); default 1."),
     priors: str = typer.Option("selection", help="Class priors of the router: selection (the register rows' mix), "
                                "uniform, or shares such as ei_teemassa=0.4,tyohyvinvointi=0.2,..."),
     seed: int = typer.Option(0),
@@ -146,7 +139,8 @@ def train(
             result = pipeline.train(labelled, tax, embedder, registry=registry, version=version,
                                     channels=chosen, analyzer=analyzer, seed=seed, promote=promote,
                                     progress=lambda m: console.print(f"  {m}"), extra_manifest=extra_manifest,
-                                    written_weight=written_weight, priors=parse_priors(priors))
+                                    written_weight=pipeline.DEFAULT_WRITTEN_WEIGHT if written_weight is None
+                                    else written_weight, priors=parse_priors(priors))
         summary = {"version": result.version, "path": str(result.path), "seconds": round(result.seconds, 1),
                    "bundle_hash": result.manifest["bundle_hash"], "channel_choice": result.manifest["channel_choice"],
                    "cv": result.manifest.get("metrics", {}).get("cv"), "current": promote}
