@@ -205,7 +205,8 @@ class LaariModel:
             P = self._posterior(mix(oof_router, g), 1.0)
             return (f1_score(y_idx, P.argmax(1), average="macro"), -_nll(P, y_idx))
 
-        self.router_weight = max(grid, key=router_score)
+        by_weight = {g: router_score(g) for g in grid}
+        self.router_weight = max(grid, key=lambda g: by_weight[g])
         mixed = mix(oof_router, self.router_weight)
 
         def calibrated(strength):
@@ -246,7 +247,7 @@ class LaariModel:
             "out_of_theme_f1": round(float(f1_score(y_idx == out_col, decided == out_col)), 4),
             "tag_micro_f1": round(float(tag_weight_scores[self.tagger_weight][0]), 4),
             "ece": round(expected_calibration_error(confidence, decided == y_idx), 4),
-            "router_macro_f1_by_weight": {str(g): round(float(router_score(g)[0]), 4) for g in grid},
+            "router_macro_f1_by_weight": {str(g): round(float(v[0]), 4) for g, v in by_weight.items()},
             "router_macro_f1_by_prior_strength": {str(a): round(float(v[0][0]), 4) for a, v in by_strength.items()},
             "tag_micro_f1_by_weight": {str(g): round(float(tag_weight_scores[g][0]), 4) for g in grid},
             "per_channel_router_macro_f1": {
