@@ -3,6 +3,7 @@ kill -9, atomic output, the manifest, the comparison report, the CLI and the Ray
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import signal
@@ -409,3 +410,33 @@ def test_ray_engine_gives_the_local_output(tmp_path, trained_bundle, rows40):
         engine.close()
     assert (tmp_path / "ray.jsonl").read_text(encoding="utf-8") == (tmp_path / "local.jsonl").read_text(encoding="utf-8")
     assert [r["engine"] for r in result.manifest["runs"]] == ["local", "ray"]
+
+
+def test_windows_1252_semicolon_csv_from_excel_runs_without_flags(tmp_path, predictor, rows40):
+    """Finnish Excel's "CSV (semicolon separated)" is Windows-1252: every row is read, the summary says how."""
+    import csv
+    import io
+
+    good = list({r["id"]: r for r in rows40 if r["id"] and r["description"].strip()}.values())[:4]
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    w.writerow(["id", "title", "description"])
+    for r in good:
+        w.writerow([r["id"], "Työhyvinvointi ja jaksaminen", r["description"]])
+    (tmp_path / "excel.csv").write_bytes(buf.getvalue().encode("cp1252", "replace"))
+    result = run(tmp_path / "excel.csv", tmp_path / "out.jsonl", predictor)
+    out = list(iter_output(tmp_path / "out.jsonl"))
+    assert [r["id"] for r in out] == [r["id"] for r in good]
+    assert all(r["error"] is None for r in out), [r["error"] for r in out]
+    assert result.manifest["input"]["encoding"] == "cp1252" and result.manifest["input"]["delimiter"] == ";"
+
+
+def test_encoding_detection():
+    from training.datasets import detect_encoding
+
+    assert detect_encoding("työ;ääni\n".encode("utf-8")) == "utf-8"
+    assert detect_encoding(codecs.BOM_UTF8 + "työ".encode("utf-8")) == "utf-8-sig"
+    assert detect_encoding("työ;ääni\n".encode("cp1252")) == "cp1252"
+    # a UTF-8 file with one bad line stays UTF-8, so that the bad line is reported on its own
+    assert detect_encoding("työ\n".encode("utf-8") + b"ty\xf6\n") == "utf-8"
+    assert detect_encoding("abc työ".encode("utf-8")[:-1]) == "utf-8"  # a sample that cuts a character

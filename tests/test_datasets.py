@@ -76,8 +76,10 @@ def test_unknown_file_type(tmp_path):
         list(iter_records(p))
 
 
-def test_non_utf8_csv_is_refused_with_offset(tmp_path):
+def test_windows_1252_csv_is_read_and_a_mixed_file_is_refused_with_offset(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_bytes("id,description\n1,Työ\n".encode("latin-1"))
+    p.write_bytes("id;description\n1;Työ ja €\n".encode("cp1252"))  # as Finnish Excel saves it
+    assert [r for _, r in iter_records(p)] == [{"id": "1", "description": "Työ ja €"}]
+    p.write_bytes("id,description\n1,Työ\n".encode("utf-8") + b"2,Ty\xf6\n")  # UTF-8 with one bad line
     with pytest.raises(DataError, match="not UTF-8"):
         list(iter_records(p))

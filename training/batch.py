@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from .datasets import DataError, file_format, file_hash, iter_records
+from .datasets import DataError, delimited_layout, file_format, file_hash, iter_records
 
 PREDICTION_FIELDS = ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores", "explanation",
                      "model_version")
@@ -126,12 +126,17 @@ def iter_delimited(path: Path, fmt: str) -> Iterator[tuple[int, dict | None, str
     a row with more fields than the header is reported and skipped. Row numbers count data rows after the header
     (blank lines skipped), as ``iter_records`` does."""
     bad_lines: dict[int, int] = {}
+    layout = delimited_layout(path, fmt)
+    encoding = layout["encoding"]
 
     def lines() -> Iterator[str]:
         with open(path, "rb") as f:
             for n, raw in enumerate(f, 1):
                 if n == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
+                if encoding == "cp1252":
+                    yield raw.decode("cp1252", "replace")  # five byte values are unassigned in Windows-1252
+                    continue
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -142,10 +147,7 @@ def iter_delimited(path: Path, fmt: str) -> Iterator[tuple[int, dict | None, str
     first = next(source, None)
     if first is None:
         return
-    if fmt == "tsv":
-        delimiter = "\t"
-    else:
-        delimiter = ";" if first.count(";") > first.count(",") else ","
+    delimiter = layout["delimiter"]
     old_limit = csv.field_size_limit()
     csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
@@ -1177,7 +1179,8 @@ def _finalize(work: WorkDir, state: dict, out: Path, out_fmt: str) -> dict:
             "kind": "laari-batch",
             "format": 1,
             "output": {"path": str(out), "format": out_fmt, "sha256": file_hash(tmp), "rows": counts["rows"]},
-            "input": state["input"],
+            "input": {**state["input"], **(delimited_layout(Path(state["input"]["path"]), state["input"]["format"])
+                                           if state["input"]["format"] in ("csv", "tsv") else {})},
             "model": state["model"],
             "settings": {**state["settings"], "engines": sorted({r["engine"] for r in state["runs"]})},
             "counts": {k: (dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) if isinstance(v, Counter) else v)

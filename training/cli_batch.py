@@ -185,6 +185,10 @@ def _print_summary(m: dict, wall: float, result) -> None:
     t = Table(title=f"{m['output']['path']}  (model {m['model']['version']})", show_header=False)
     t.add_column("", style="bold")
     t.add_column("", justify="right")
+    inp = m["input"]
+    if "encoding" in inp:
+        delimiter = {"\t": "tab", ";": "semicolon", ",": "comma"}.get(inp["delimiter"], repr(inp["delimiter"]))
+        t.add_row("input read as", f"{inp['format'].upper()}, {inp['encoding']}, {delimiter}-separated")
     t.add_row("rows", str(c["rows"]))
     t.add_row("predicted", str(c["predicted"]))
     t.add_row("errors", str(c["errors"]))

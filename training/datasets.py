@@ -6,10 +6,12 @@ excluded, so row 1 is the first project) for the tabular formats, as a spreadshe
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -84,11 +86,12 @@ def iter_records(path: str | Path, *, skip_invalid: bool = False,
                     continue
                 yield n, rec
     elif fmt in ("csv", "tsv"):
+        encoding = detect_encoding(read_sample(path))
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            text = path.read_text(encoding="utf-8-sig" if encoding.startswith("utf-8") else encoding)
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text (byte offset {exc.start}); save it as UTF-8") from exc
-        delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(text)
+        delimiter = "\t" if fmt == "tsv" else sniff_delimiter(text)
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         for n, rec in enumerate(reader, 1):
             if None in rec:
@@ -120,9 +123,46 @@ def iter_records(path: str | Path, *, skip_invalid: bool = False,
         wb.close()
 
 
-def _sniff_delimiter(text: str) -> str:
+ENCODING_SAMPLE_BYTES = 1 << 20
+# a multi-byte UTF-8 sequence: a lead byte and its continuation bytes
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The text encoding of a delimited file from its first bytes: ``utf-8-sig`` (with a byte-order mark),
+    ``utf-8``, or ``cp1252`` (Windows-1252, as Finnish Excel saves "CSV (semicolon separated)"): a sample that is
+    not valid UTF-8 and holds no multi-byte UTF-8 sequence at all. A file that mixes valid UTF-8 with bad lines
+    stays ``utf-8``, so that its bad lines are reported one by one."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data":
+            return "utf-8"  # the sample cut a character in two
+    return "utf-8" if _UTF8_MULTIBYTE.search(sample) else "cp1252"
+
+
+def read_sample(path: Path, n: int = ENCODING_SAMPLE_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def sniff_delimiter(text: str) -> str:
+    """``;`` or ``,``: whichever the first line (the header) holds more of."""
     first = text.split("\n", 1)[0]
     return ";" if first.count(";") > first.count(",") else ","
+
+
+def delimited_layout(path: Path, fmt: str) -> dict:
+    """What a CSV/TSV file was read as: its encoding and its delimiter (for the run's summary)."""
+    sample = read_sample(path)
+    encoding = detect_encoding(sample)
+    if fmt == "tsv":
+        return {"encoding": encoding, "delimiter": "\t"}
+    text = sample.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, "replace")
+    return {"encoding": encoding, "delimiter": sniff_delimiter(text)}
 
 
 def parse_tags(value, where: str) -> list[str]:
