@@ -7,10 +7,12 @@ and may be repeated as it is.
 
 Pure standard library plus PyYAML, so it runs before the rest of laari is installed::
 
-    python3 -m training.provenance check training/data/register.jsonl [--originals DIR] [--shared ../shared]
+    python3 -m training.provenance check training/data/register_train.jsonl [--originals DIR] [--shared ../shared]
+    python3 -m training.provenance merge PARTS... --train register_train.jsonl --heldout register_heldout.jsonl
 
-checks every row; with ``--originals`` (a folder of ``<code>.txt`` copies of the visible register summaries, kept
+``check`` checks every row (register-derived and register-style written ones); with ``--originals`` (a folder of ``<code>.txt`` copies of the visible register summaries, kept
 outside the repository) it also checks each paraphrase against its original. Exit status 1 on any problem.
+``merge`` adds new rows to a train/held-out pair, split stably by id (``heldout_ids``).
 """
 
 from __future__ import annotations
