@@ -17,8 +17,13 @@ def fitted(data, taxonomy, channels=(EMBEDDING, LEXICAL), seed=0):
     return model.fit(docs_of(data, HashingEmbedder()), data.laari, data.tags)
 
 
-def test_probabilities_are_distributions_and_predictions_are_valid_labels(small_train, taxonomy, corpus_heldout):
-    model = fitted(small_train, taxonomy)
+@pytest.fixture(scope="module")
+def model(small_train, taxonomy):
+    """The default fit on the small set, shared by the tests that only read it."""
+    return fitted(small_train, taxonomy)
+
+
+def test_probabilities_are_distributions_and_predictions_are_valid_labels(model, taxonomy, corpus_heldout):
     test = take(corpus_heldout, 3)
     docs = docs_of(test, HashingEmbedder())
     P = model.predict_proba(docs)
@@ -28,17 +33,15 @@ def test_probabilities_are_distributions_and_predictions_are_valid_labels(small_
     assert all(set(t) <= set(taxonomy.tag_ids) for t in model.predict_tags(docs))
 
 
-def test_model_learns_something_real(small_train, taxonomy, corpus_heldout):
+def test_model_learns_something_real(model, corpus_heldout):
     """Trained on 14 projects per label, the model must beat chance (1/6) by far on unseen projects."""
-    model = fitted(small_train, taxonomy)
     test = take(corpus_heldout, 6)
     pred = model.predict(docs_of(test, HashingEmbedder()))
     accuracy = np.mean(np.asarray(pred) == np.asarray(test.laari))
     assert accuracy >= 0.5, accuracy
 
 
-def test_cv_choices_are_recorded(small_train, taxonomy):
-    model = fitted(small_train, taxonomy)
+def test_cv_choices_are_recorded(model):
     assert model.channel_choice in ("embedding", "lexical", "both")
     assert set(model.cv["per_channel_router_macro_f1"]) == {EMBEDDING, LEXICAL}
     assert model.tag_thresholds.shape == (8,)
