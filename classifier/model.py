@@ -199,10 +199,8 @@ class LaariModel:
         def mix(oof, g):
             return g * oof.get(EMBEDDING, 0) + (1 - g) * oof.get(LEXICAL, 0)
 
-        self.prior_strength = 0.0  # the mix is chosen on class-balanced decisions; the priors' strength after it
-
-        def router_score(g):
-            P = self._posterior(mix(oof_router, g), 1.0)
+        def router_score(g):  # the mix is chosen on class-balanced decisions; the priors' strength after it
+            P = self._posterior(mix(oof_router, g), 1.0, strength=0.0)
             return (f1_score(y_idx, P.argmax(1), average="macro"), -_nll(P, y_idx))
 
         by_weight = {g: router_score(g) for g in grid}
@@ -211,9 +209,8 @@ class LaariModel:
 
         def calibrated(strength):
             """Temperature, threshold and scores when the priors are applied with this strength."""
-            self.prior_strength = strength
-            T = float(min(TEMPERATURE_GRID, key=lambda t: _nll(self._posterior(mixed, t), y_idx)))
-            P = self._posterior(mixed, T)
+            T = float(min(TEMPERATURE_GRID, key=lambda t: _nll(self._posterior(mixed, t, strength), y_idx)))
+            P = self._posterior(mixed, T, strength)
             thr = float(max(OUT_THRESHOLD_GRID, key=lambda t: (
                 f1_score(y_idx, self._decide(P, t), average="macro"), -abs(t - 0.5))))
             return (f1_score(y_idx, self._decide(P, thr), average="macro"), -_nll(P, y_idx)), T, thr, P
@@ -234,9 +231,8 @@ class LaariModel:
 
         decided = self._decide(P, self.out_threshold)
         S = mix(oof_tags, self.tagger_weight)
-        confidence = np.where(decided == out_col, P[:, out_col],
-                              (1 - P[:, out_col]) * P[np.arange(len(P)), decided]
-                              / np.clip(P[:, :out_col].sum(1), 1e-12, None))
+        in_theme_share = P[np.arange(len(P)), decided] / np.clip(P[:, :out_col].sum(1), 1e-12, None)
+        confidence = verdict_confidence(decided == out_col, P[:, out_col], in_theme_share)
         self.cv = {
             "folds": cfg.folds,
             "repeats": cfg.repeats,
@@ -287,12 +283,13 @@ class LaariModel:
         self.priors = self._resolve_priors(setting, np.array([]))
         return self
 
-    def _posterior(self, P: np.ndarray, T: float) -> np.ndarray:
+    def _posterior(self, P: np.ndarray, T: float, strength: float | None = None) -> np.ndarray:
         """The channels' (class-balanced) mixed probabilities, sharpened by 1/T and multiplied by the priors raised
-        to ``prior_strength``."""
+        to ``strength`` (default: the model's ``prior_strength``)."""
+        strength = self.prior_strength if strength is None else strength
         Q = _temper(P, T)
-        if self.priors is not None and self.prior_strength > 0:
-            Q = Q * self.priors ** self.prior_strength
+        if self.priors is not None and strength > 0:
+            Q = Q * self.priors ** strength
             Q = Q / Q.sum(axis=1, keepdims=True)
         return Q
 
@@ -413,6 +410,14 @@ def _temper(P: np.ndarray, T: float) -> np.ndarray:
 
 def _nll(P: np.ndarray, y_idx: np.ndarray) -> float:
     return float(-np.mean(np.log(P[np.arange(len(y_idx)), y_idx] + 1e-12)))
+
+
+def verdict_confidence(is_out, out_probability, in_theme_share):
+    """The probability of the verdict given: P(out of theme) for an out-of-theme verdict, else
+    P(in theme) x the chosen laari's share among the laarit (what calibration is measured on)."""
+    is_out = np.asarray(is_out, dtype=bool)
+    out_probability = np.asarray(out_probability, dtype=float)
+    return np.where(is_out, out_probability, (1 - out_probability) * np.asarray(in_theme_share, dtype=float))
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:

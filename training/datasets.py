@@ -86,12 +86,12 @@ def iter_records(path: str | Path, *, skip_invalid: bool = False,
                     continue
                 yield n, rec
     elif fmt in ("csv", "tsv"):
-        encoding = detect_encoding(read_sample(path))
+        layout = delimited_layout(path, fmt)
         try:
-            text = path.read_text(encoding="utf-8-sig" if encoding.startswith("utf-8") else encoding)
+            text = path.read_text(encoding=layout["encoding"])
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not UTF-8 text (byte offset {exc.start}); save it as UTF-8") from exc
-        delimiter = "\t" if fmt == "tsv" else sniff_delimiter(text)
+        delimiter = layout["delimiter"]
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         for n, rec in enumerate(reader, 1):
             if None in rec:
@@ -129,9 +129,9 @@ _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}
 
 
 def detect_encoding(sample: bytes) -> str:
-    """The text encoding of a delimited file from its first bytes: ``utf-8-sig`` (with a byte-order mark),
-    ``utf-8``, or ``cp1252`` (Windows-1252, as Finnish Excel saves "CSV (semicolon separated)"): a sample that is
-    not valid UTF-8 and holds no multi-byte UTF-8 sequence at all. A file that mixes valid UTF-8 with bad lines
+    """The text encoding (a Python codec name) of a delimited file from its first bytes: ``utf-8-sig`` (with a
+    byte-order mark, which the codec drops), ``utf-8``, or ``cp1252`` (Windows-1252, as Finnish Excel saves "CSV
+    (semicolon separated)"): a sample that is not valid UTF-8 and holds no multi-byte UTF-8 sequence at all. A file that mixes valid UTF-8 with bad lines
     stays ``utf-8``, so that its bad lines are reported one by one."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -161,8 +161,7 @@ def delimited_layout(path: Path, fmt: str) -> dict:
     encoding = detect_encoding(sample)
     if fmt == "tsv":
         return {"encoding": encoding, "delimiter": "\t"}
-    text = sample.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, "replace")
-    return {"encoding": encoding, "delimiter": sniff_delimiter(text)}
+    return {"encoding": encoding, "delimiter": sniff_delimiter(sample.decode(encoding, "replace"))}
 
 
 def parse_tags(value, where: str) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
                              roc_auc_score)
 
-from classifier.model import expected_calibration_error
+from classifier.model import expected_calibration_error, verdict_confidence
 from classifier.predictor import Predictor
 from classifier.prediction import ProjectInput
 
@@ -87,8 +87,9 @@ def evaluate_predictor(predictor: Predictor, data: LabelledSet) -> tuple[dict, l
             raise ValueError(f"{data.source}: row {data.ids[i]}: {res}")
         rows.append({"id": data.ids[i], "title": data.titles[i], "gold_laari": data.laari[i],
                      "gold_tags": data.tags[i], "laari": res.laari, "tags": res.tags, "fit": res.fit,
-                     "confidence": res.out_of_theme_probability if res.laari == predictor.model.out_id
-                     else (1 - res.out_of_theme_probability) * res.laari_scores[res.laari],
+                     "confidence": float(verdict_confidence(res.laari == predictor.model.out_id,
+                                                            res.out_of_theme_probability,
+                                                            res.laari_scores.get(res.laari, 0.0))),
                      "fit_verdict": res.fit_verdict})
     model = predictor.model
     metrics = score([r["gold_laari"] for r in rows], [r["laari"] for r in rows], [r["gold_tags"] for r in rows],
