@@ -45,6 +45,8 @@ def variants(pipeline):
         "written rows weighted 3": ((R, W, O), {"written_weight": 3.0}),
         "written rows weighted 10": ((R, W, O), {"written_weight": 10.0}),
         "uniform priors": ((R, W, O), {"priors": "uniform"}),
+        "title counted 3 times in the lexical channel": ((R, W, O), {"title_weight": 3}),
+        "title counted 5 times in the lexical channel": ((R, W, O), {"title_weight": 5}),
         "register rows only": ((R,), {}),
         "register + register-style written": ((R, W), {}),
         "lexical: lemmas only": ((R, W, O), {"channels": both, "analyzer": "lemma"}),

@@ -74,7 +74,7 @@ class Reference:
         """Unit vectors of ``docs`` in the reference's space (``lexical_X``: their TF-IDF rows, if already made)."""
         if self.space == EMBEDDING:
             return _unit(np.asarray(docs.embeddings, dtype=np.float32))
-        X = lexical_X if lexical_X is not None else model.vectorizer.transform(docs.texts)
+        X = lexical_X if lexical_X is not None else model.vectorizer.transform(model.lexical_texts(docs))
         return _unit(X.toarray())
 
 

@@ -43,13 +43,15 @@ class Documents:
 
     texts: list[str]
     embeddings: np.ndarray | None = None
+    titles: list[str] | None = None  # the (normalised) titles the texts begin with, where known
 
     def __len__(self):
         return len(self.texts)
 
     def subset(self, idx) -> "Documents":
         idx = np.asarray(idx)
-        return Documents([self.texts[i] for i in idx], None if self.embeddings is None else self.embeddings[idx])
+        return Documents([self.texts[i] for i in idx], None if self.embeddings is None else self.embeddings[idx],
+                         None if self.titles is None else [self.titles[i] for i in idx])
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TrainingConfig:
     analyzer: str = "lemma+char"
     channels: tuple[str, ...] = (EMBEDDING, LEXICAL)  # the candidates; CV picks the mix
     priors: object = "selection"  # the router's class priors: "selection", "uniform" or {verdict: share}
+    title_weight: int = 1  # how many times the lexical channel counts the title's words (1 = as in the text)
 
 
 @dataclass
@@ -124,8 +127,16 @@ class LaariModel:
                 raise ValueError("this model needs embeddings; none were given")
             feats[EMBEDDING] = self._emb_features(docs)
         if LEXICAL in self.router and any(w < 1 for w in weights):
-            feats[LEXICAL] = self.vectorizer.analyse(docs.texts)
+            feats[LEXICAL] = self.vectorizer.analyse(self.lexical_texts(docs))
         return feats
+
+    def lexical_texts(self, docs: Documents) -> list[str]:
+        """What the lexical channel reads: each text with its title's words counted ``title_weight`` times in
+        all (a title names the project's aim in a few words; the register's summaries bury it in long text)."""
+        extra = self.config.title_weight - 1
+        if extra <= 0 or docs.titles is None:
+            return list(docs.texts)
+        return ["\n".join([title] * extra + [text]) if title else text for title, text in zip(docs.titles, docs.texts)]
 
     # ------------------------------------------------------------------ training
     def fit(self, docs: Documents, laari: list[str], tags: list[list[str]], progress=None, *,
@@ -162,7 +173,7 @@ class LaariModel:
         if LEXICAL in channels:
             step("lexical features")
             self.vectorizer = LexicalVectorizer(analyzer=cfg.analyzer)
-            feats[LEXICAL] = self.vectorizer.fit_transform(docs.texts)
+            feats[LEXICAL] = self.vectorizer.fit_transform(self.lexical_texts(docs))
         if EMBEDDING in channels:
             self.emb_mean = docs.embeddings.mean(axis=0).astype(np.float32)
             self.emb_scale = (docs.embeddings.std(axis=0) + 1e-6).astype(np.float32)
@@ -348,7 +359,7 @@ class LaariModel:
         meta = {
             "laari_ids": self.laari_ids, "out_id": self.out_id, "tag_ids": self.tag_ids,
             "config": {"seed": self.config.seed, "folds": self.config.folds, "repeats": self.config.repeats,
-                       "analyzer": self.config.analyzer,
+                       "analyzer": self.config.analyzer, "title_weight": self.config.title_weight,
                        "channels": list(self.config.channels)},
             "router_weight": self.router_weight, "tagger_weight": self.tagger_weight,
             "temperature": self.temperature, "out_threshold": self.out_threshold,
@@ -378,7 +389,7 @@ class LaariModel:
         c = meta["config"]
         model = cls(laari_ids=list(meta["laari_ids"]), out_id=meta["out_id"], tag_ids=list(meta["tag_ids"]),
                     config=TrainingConfig(seed=c["seed"], folds=c["folds"], repeats=c.get("repeats", 1),
-                                          analyzer=c["analyzer"],
+                                          analyzer=c["analyzer"], title_weight=int(c.get("title_weight", 1)),
                                           channels=tuple(c["channels"])))
         model.router_weight = float(meta["router_weight"])
         model.tagger_weight = float(meta["tagger_weight"])

@@ -112,7 +112,8 @@ class Predictor:
                 ok.append(i)
         if ok:
             embeddings = self.embedder.encode(docs, TextKind.PASSAGE) if self.embedder else None
-            scores = self.model.scores(Documents(docs, embeddings))
+            titles = [normalize(items[i].title or "") for i in ok]
+            scores = self.model.scores(Documents(docs, embeddings, titles))
             made = self._predictions([items[i] for i in ok], docs, scores, explain, sentences)
             for row, i in enumerate(ok):
                 results[i] = made[row]

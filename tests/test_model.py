@@ -108,3 +108,39 @@ def test_priors_are_a_setting_that_moves_probabilities(small_train, taxonomy, co
     meta, arrays = model.to_arrays()
     again = LaariModel.from_arrays(meta, arrays)
     np.testing.assert_allclose(again.predict_proba(docs), after, atol=1e-5)
+
+
+def test_the_lexical_channel_counts_the_title_as_configured(taxonomy):
+    docs = Documents(["Otsikko\n\nKuvaus tekstiä", "Pelkkä kuvaus"], titles=["Otsikko", ""])
+    model = LaariModel(taxonomy.laari_ids, taxonomy.out_of_theme.id, taxonomy.tag_ids,
+                       config=TrainingConfig(title_weight=3))
+    assert model.lexical_texts(docs) == ["Otsikko\nOtsikko\nOtsikko\n\nKuvaus tekstiä", "Pelkkä kuvaus"]
+    assert model.lexical_texts(Documents(docs.texts)) == docs.texts  # no titles known: the texts as they are
+    model.config.title_weight = 1
+    assert model.lexical_texts(docs) == docs.texts
+
+
+def test_title_weight_is_saved_and_old_bundles_read_it_as_one(model):
+    model.config.title_weight = 3
+    try:
+        meta, arrays = model.to_arrays()
+    finally:
+        model.config.title_weight = 1
+    assert meta["config"]["title_weight"] == 3
+    assert LaariModel.from_arrays(meta, arrays).config.title_weight == 3
+    del meta["config"]["title_weight"]  # a bundle saved before the setting existed counted the title once
+    assert LaariModel.from_arrays(meta, arrays).config.title_weight == 1
+
+
+def test_title_weight_changes_what_the_lexical_channel_sees(small_train, taxonomy):
+    """With titles given, the fitted vocabulary weights differ from a fit that counts the title once."""
+    embedder = HashingEmbedder()
+    texts = [document_text(t, d) for t, d in zip(small_train.titles, small_train.descriptions)]
+    docs = Documents(texts, embedder.encode(texts), list(small_train.titles))
+    probs = []
+    for weight in (1, 4):
+        m = LaariModel(taxonomy.laari_ids, taxonomy.out_of_theme.id, taxonomy.tag_ids,
+                       config=TrainingConfig(channels=(LEXICAL,), folds=3, repeats=1, title_weight=weight))
+        m.fit(docs, small_train.laari, small_train.tags)
+        probs.append(m.predict_proba(docs.subset(range(5))))
+    assert not np.allclose(probs[0], probs[1])

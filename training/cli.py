@@ -102,6 +102,8 @@ def train(
                                                    "from the register (written, feedback); default 1."),
     priors: str = typer.Option("selection", help="Class priors of the router: selection (the register rows' mix), "
                                "uniform, or shares such as ei_teemassa=0.4,tyohyvinvointi=0.2,..."),
+    title_weight: int = typer.Option(1, "--title-weight", min=1, help="How many times the lexical channel counts "
+                                     "a title's words (1 = once, as in the text)."),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
 ):
@@ -140,7 +142,7 @@ def train(
                                     channels=chosen, analyzer=analyzer, seed=seed, promote=promote,
                                     progress=lambda m: console.print(f"  {m}"), extra_manifest=extra_manifest,
                                     written_weight=pipeline.DEFAULT_WRITTEN_WEIGHT if written_weight is None
-                                    else written_weight, priors=parse_priors(priors))
+                                    else written_weight, priors=parse_priors(priors), title_weight=title_weight)
         summary = {"version": result.version, "path": str(result.path), "seconds": round(result.seconds, 1),
                    "bundle_hash": result.manifest["bundle_hash"], "channel_choice": result.manifest["channel_choice"],
                    "cv": result.manifest.get("metrics", {}).get("cv"), "current": promote}

@@ -22,7 +22,7 @@ from classifier.heads import LinearHead
 from classifier.model import EMBEDDING, LEXICAL, Documents, LaariModel, TrainingConfig
 from classifier.registry import Registry
 from classifier.taxonomy import Taxonomy
-from classifier.text import document_text
+from classifier.text import document_text, normalize
 
 from .datasets import LabelledSet
 
@@ -35,6 +35,7 @@ WRITTEN_REGISTER_STYLE = DATA_DIR / "written.jsonl"  # written in the register's
 DEFAULT_TRAINING_FILES = (REGISTER_TRAIN, WRITTEN_REGISTER_STYLE, DEFAULT_TRAIN)
 DEFAULT_EVALUATION_FILES = (REGISTER_HELDOUT, DEFAULT_HELDOUT)
 DEFAULT_WRITTEN_WEIGHT = 1.0  # weight of written rows beside register rows: chosen by benchmarks/real_text.py (CV)
+DEFAULT_TITLE_WEIGHT = 1  # how many times the lexical channel counts a title: see benchmarks/real_text.py
 ZERO_SHOT_SCALE = 50.0  # softmax sharpness over cosine similarities to the prototypes
 
 
@@ -110,7 +111,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
           version: str | None = None, channels: tuple[str, ...] = (EMBEDDING, LEXICAL), analyzer: str = "lemma+char",
           seed: int = 0, promote: bool = True, progress: Callable[[str], None] | None = None,
           extra_manifest: dict | None = None, written_weight: float = DEFAULT_WRITTEN_WEIGHT,
-          priors="selection") -> TrainResult:
+          priors="selection", title_weight: int = DEFAULT_TITLE_WEIGHT) -> TrainResult:
     """Train a model on ``data`` and save it in the registry.
 
     When ``data`` holds register-derived rows (``source`` EURA...), every choice of the model is made by
@@ -134,11 +135,13 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
         say(f"embedding {len(docs)} training texts")
         embeddings = embedder.encode(docs, TextKind.PASSAGE, progress=True)
     model = LaariModel(laari_ids=taxonomy.laari_ids, out_id=taxonomy.out_of_theme.id, tag_ids=taxonomy.tag_ids,
-                       config=TrainingConfig(seed=seed, analyzer=analyzer, channels=tuple(channels), priors=priors))
+                       config=TrainingConfig(seed=seed, analyzer=analyzer, channels=tuple(channels), priors=priors,
+                                             title_weight=title_weight))
     register = np.asarray(data.from_register, dtype=bool)
     select = register if register.any() else None
     weights = np.where(register, 1.0, written_weight) if register.any() else None
-    model.fit(Documents(docs, embeddings), data.laari, data.tags, progress=say, select=select, weights=weights)
+    documents = Documents(docs, embeddings, [normalize(t or "") for t in data.titles])
+    model.fit(documents, data.laari, data.tags, progress=say, select=select, weights=weights)
     scored = register if register.any() else np.ones(len(data), dtype=bool)
     selection = {"rows": int(scored.sum()),
                  "what": "register-derived rows (source EURA...)" if register.any() else "all training rows",
@@ -147,7 +150,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
     if embeddings is not None:
         reference = Reference.build(data.ids, data.titles, data.laari, embeddings, EMBEDDING, model.verdicts)
     else:
-        X = model.vectorizer.transform(docs).toarray()
+        X = model.vectorizer.transform(model.lexical_texts(documents)).toarray()
         reference = Reference.build(data.ids, data.titles, data.laari, X, LEXICAL, model.verdicts)
     manifest = {
         "kind": "supervised",
@@ -157,7 +160,8 @@ def train(data: LabelledSet, taxonomy: Taxonomy, embedder: Embedder | None, *, r
         "embedder_id": embedder.id if use_embeddings else None,
         "channel_choice": model.channel_choice,
         "channels": {"candidates": list(channels), "embedding_weight_router": model.router_weight,
-                     "embedding_weight_tagger": model.tagger_weight, "C": model.chosen_C, "analyzer": analyzer},
+                     "embedding_weight_tagger": model.tagger_weight, "C": model.chosen_C, "analyzer": analyzer,
+                     "title_weight": title_weight},
         "thresholds": {"out_of_theme": model.out_threshold, "temperature": model.temperature,
                        "tags": {t: float(v) for t, v in zip(model.tag_ids, model.tag_thresholds)}},
         "metrics": {"cv": model.cv},
