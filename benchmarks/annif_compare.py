@@ -422,8 +422,9 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
     sys.path.insert(0, str(REPO))
     import numpy as np
 
+    from classifier.tables import DataError, file_hash
     from classifier.taxonomy import load_taxonomy
-    from training.datasets import DataError, file_hash, load_labelled
+    from training.datasets import load_labelled
     from training.evaluate import score
 
     taxonomy = load_taxonomy()

@@ -32,7 +32,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .batch import Columns, InputReader, atomic_write_bytes
+from classifier.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from classifier.project_rows import Columns, InputReader
+
 from .pool_report import PoolData, Thresholds, class_keywords, compute_report, pool_geometry, unit_rows
 
 FEATURES = ("both", "embedding", "lexical")
@@ -378,25 +380,16 @@ def taxonomy_draft(result: dict, base) -> str:
 
 
 def write_taxonomy_draft(result: dict, path: str | Path, base=None) -> Path:
-    """Write the draft, after checking that ``load_taxonomy`` accepts it."""
-    import os
-    import tempfile
+    """Write the draft, after checking that the taxonomy validation accepts it."""
+    import yaml
 
-    from classifier.taxonomy import load_taxonomy
+    from classifier.taxonomy import load_taxonomy, parse_taxonomy
 
     base = base or load_taxonomy()
     path = Path(path)
     text = taxonomy_draft(result, base)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    try:
-        load_taxonomy(tmp)
-    except Exception:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    parse_taxonomy(yaml.safe_load(text), source=str(path))
+    atomic_write_text(path, text)
     return path
 
 
@@ -491,8 +484,6 @@ def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
     paths = write_report(result["report"], out_dir, title=f"Discovered pools (k = {result['k']})",
                          extra_sections=sections, extra_images=extra_images)
     # report.json: the discovery, with the pool report inside
-    from .batch import atomic_write_json
-
     atomic_write_json(out_dir / "report.json", {**{k: v for k, v in result.items() if k != "report"},
                                                 "report": {k: v for k, v in result["report"].items()
                                                            if not k.startswith("_")}})

@@ -38,7 +38,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .batch import atomic_write_bytes, atomic_write_json
+from classifier.atomic import atomic_write_bytes, atomic_write_json
+from classifier.project_rows import Columns, InputReader
+from classifier.result_rows import iter_output, manifest_path
+from classifier.tables import iter_records
 
 MAP_MAX_POINTS = 5000
 KEYWORD_MAX_DOCS = 3000  # per pool, a fixed-seed sample beyond that
@@ -621,9 +624,6 @@ def embed_documents(predictor, titles: Sequence[str], texts: Sequence[str], *, s
 
 def is_batch_output(path: Path) -> bool:
     """A batch output has a manifest beside it, or at least rows with ``fit_verdict`` and ``model_version``."""
-    from .batch import manifest_path
-    from .datasets import iter_records
-
     if manifest_path(path).exists():
         return True
     try:
@@ -637,8 +637,6 @@ def is_batch_output(path: Path) -> bool:
 def load_batch_output(path: Path, input_path: Path | None = None, columns=None) -> dict:
     """The classified rows of a batch output joined with their texts from the batch input (named in the
     manifest beside the output, or given). Error rows are counted, not reported on."""
-    from .batch import Columns, InputReader, iter_output, manifest_path
-
     manifest = {}
     mp = manifest_path(path)
     if mp.exists():
@@ -676,8 +674,6 @@ def load_batch_output(path: Path, input_path: Path | None = None, columns=None) 
 def load_labelled_rows(path: Path, columns=None, label_col: str = "laari") -> dict:
     """Projects with their labels from any supported file (a training split, a labelled register); rows without
     a label, an id or a text are skipped and counted."""
-    from .batch import Columns, InputReader
-
     ids, titles, texts, labels = [], [], [], []
     skipped = 0
     for r in InputReader(path, columns or Columns(), keep=(label_col,)):
