@@ -13,7 +13,7 @@ from tests.batch_fixtures import write_rows
 from tests.conftest import HashingEmbedder, take
 from training.discover import (Corpus, DiscoverSettings, agreement, ascii_id, choose_k, discover, load_corpus,
                                write_discovery, write_taxonomy_draft)
-from training.pool_report import unit_rows
+from classifier.pools import unit_rows
 
 
 def sphere_blobs(k, n=30, dim=20, spread=0.25, seed=0):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from tests.batch_fixtures import HashingFactory, register_rows, write_rows
-from training.pool_report import (PoolData, Thresholds, class_keywords, compute_report, pool_geometry,
-                                  prepare_space, write_report)
+from classifier.pools import class_keywords, pool_geometry, prepare_space
+from training.pool_report import PoolData, Thresholds, compute_report
+from training.pool_report_page import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -60,7 +60,8 @@ def report(
     from classifier.project_rows import Columns
 
     from .pool_report import (PoolData, Thresholds, compute_report, embed_documents, is_batch_output,
-                              load_batch_output, load_labelled_rows, write_report)
+                              load_batch_output, load_labelled_rows)
+    from .pool_report_page import write_report
 
     from . import pipeline
 

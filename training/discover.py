@@ -33,9 +33,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from classifier.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from classifier.figures import heatmap_png, png_bytes, pyplot
+from classifier.pools import class_keywords, pool_geometry, unit_rows
 from classifier.project_rows import Columns, InputReader
 
-from .pool_report import PoolData, Thresholds, class_keywords, compute_report, pool_geometry, unit_rows
+from .pool_report import PoolData, Thresholds, compute_report
 
 FEATURES = ("both", "embedding", "lexical")
 
@@ -156,7 +158,7 @@ def kmeans(F: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
 
 
 def silhouette(F: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette with cosine distance (exact, linear time: see ``pool_report.pool_geometry``)."""
+    """Mean silhouette with cosine distance (exact, linear time: see ``classifier.pools.pool_geometry``)."""
     names = [str(x) for x in labels]
     pools = sorted(set(names))
     if len(pools) < 2:
@@ -397,13 +399,7 @@ def _selection_png(result: dict) -> bytes | None:
     table = result["k_selection"]
     if len(table) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .pool_report import _png
-
+    plt = pyplot()
     ks = [r["k"] for r in table]
     fig, ax1 = plt.subplots(figsize=(7, 3.6), dpi=110)
     ax1.plot(ks, [r["silhouette"] for r in table], "o-", color="#1f77b4", label="silhouette")
@@ -417,33 +413,16 @@ def _selection_png(result: dict) -> bytes | None:
     ax1.axvline(result["k"], color="black", lw=0.8, ls=":")
     ax1.set_title(f"Choosing k: chosen k = {result['k']}", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _contingency_png(result: dict) -> bytes | None:
     a = result.get("agreement")
     if not a:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .pool_report import _png
-
-    M = np.asarray(a["contingency"]["counts"], dtype=float)
     rows, cols = a["contingency"]["rows"], a["contingency"]["columns"]
-    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 4, 0.55 * len(rows) + 2), dpi=110)
-    ax.imshow(M / M.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right")
-    ax.set_yticks(range(len(rows)), rows)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            if M[i, j]:
-                ax.text(j, i, str(int(M[i, j])), ha="center", va="center", fontsize=8)
-    ax.set_title(f"Discovered pools vs current labels (ARI {a['ari']:.2f}, NMI {a['nmi']:.2f})", fontsize=10)
-    fig.tight_layout()
-    return _png(fig)
+    return heatmap_png(a["contingency"]["counts"], rows, cols, figsize=(1.0 * len(cols) + 4, 0.55 * len(rows) + 2),
+                       title=f"Discovered pools vs current labels (ARI {a['ari']:.2f}, NMI {a['nmi']:.2f})")
 
 
 def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
@@ -452,7 +431,7 @@ def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
     import html
     import io
 
-    from .pool_report import write_report
+    from .pool_report_page import write_report
 
     out_dir = Path(out_dir)
     extra_images = {}
