@@ -171,7 +171,11 @@ def run_register_job(input: Path, output: Path, settings, *, model: Optional[str
     except _errors() as exc:
         if bar is not None:
             bar.stop()
-        fail(str(exc))
+        from .workdir import WorkDir
+
+        kept = WorkDir(output.resolve())
+        fail(str(exc) + (f"; the finished chunks are kept in {kept.path}: run the same command with --resume to "
+                         "continue" if kept.exists() else ""))
     finally:
         if bar is not None:
             bar.stop()

@@ -37,10 +37,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class WriteError(OSError):
+    """A file could not be written: the message names the file and the reason (the errno is kept)."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def _naming(exc: OSError, path: Path) -> OSError:
     """The error with the target file in its message (``[Errno 28] No space left on device`` names nothing)."""
-    message = f"{path}: cannot write: {exc.strerror or exc}"
-    return OSError(exc.errno, message) if exc.errno is not None else OSError(message)
+    if isinstance(exc, WriteError):
+        return exc
+    return WriteError(exc.errno, f"{path}: cannot write: {exc.strerror or exc}")
 
 
 @contextlib.contextmanager
