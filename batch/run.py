@@ -45,7 +45,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
               compare_to: str | Path | None = None, progress: Callable[[int, int | None], None] | None = None,
               log: Callable[[str], None] | None = None, after_chunk: Callable[[int], None] | None = None) \
         -> BatchResult:
-    """Classify every row of ``input_path`` into ``output_path`` (see the module docstring).
+    """Classify every row of ``input_path`` into ``output_path`` (see the docstring of the ``batch`` package).
 
     ``predictor``: the Predictor whose model is used (and which the local engine runs). ``engine``: LocalEngine
     (default) or RayEngine. ``resume``: continue an unfinished run of the same input, model and settings;

@@ -33,9 +33,8 @@ def emit_json(data) -> None:
 def _errors():
     from classifier.bundle import BundleError
     from classifier.embedders import EmbedderError
+    from classifier.tables import DataError
     from classifier.taxonomy import TaxonomyError
-
-    from .datasets import DataError
 
     return (BundleError, EmbedderError, TaxonomyError, DataError, ValueError, OSError)
 
