@@ -12,6 +12,7 @@ pair look alike).
   separation (within-pool mean pairwise similarity minus that between-pool similarity).
 - :func:`class_keywords`: class-based TF-IDF keywords over lemmatized content words.
 - :func:`map_2d`: a 2D map of the rows (PCA, or UMAP when installed and asked for).
+- :func:`passage_vectors`: the documents' embeddings, in chunks, for all of the above.
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ from typing import Callable, Sequence
 import numpy as np
 
 KEYWORD_MAX_DOCS = 3000  # per pool, a fixed-seed sample beyond that
+
+
+def passage_vectors(embedder, docs: Sequence[str], chunk: int = 256,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The embedder's passage vectors of ``docs`` [n, dim], ``chunk`` documents at a time (``progress(done,
+    total)`` after each); through the embedder's cache, so documents a batch run embedded cost nothing."""
+    from .embedders import TextKind
+
+    parts = []
+    for start in range(0, len(docs), chunk):
+        parts.append(np.asarray(embedder.encode(list(docs[start:start + chunk]), TextKind.PASSAGE), dtype=np.float32))
+        if progress:
+            progress(min(start + chunk, len(docs)), len(docs))
+    dim = getattr(embedder, "dim", 0) or 0
+    return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 
 from classifier.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from classifier.figures import heatmap_png, png_bytes, pyplot
-from classifier.pools import class_keywords, pool_geometry, unit_rows
+from classifier.pools import class_keywords, passage_vectors, pool_geometry, unit_rows
 from classifier.project_rows import Columns, InputReader
 
 from .pool_report import PoolData, Thresholds, compute_report
@@ -97,18 +97,6 @@ def documents(corpus: Corpus) -> list[str]:
     from classifier.text import document_text
 
     return [document_text(t, d) for t, d in zip(corpus.titles, corpus.texts)]
-
-
-def embed(docs: Sequence[str], embedder, chunk: int = 256, progress: Callable[[int, int], None] | None = None
-          ) -> np.ndarray:
-    from classifier.embedders import TextKind
-
-    parts = []
-    for start in range(0, len(docs), chunk):
-        parts.append(np.asarray(embedder.encode(list(docs[start:start + chunk]), TextKind.PASSAGE), dtype=np.float32))
-        if progress:
-            progress(min(start + chunk, len(docs)), len(docs))
-    return np.vstack(parts)
 
 
 def embedding_features(E: np.ndarray, dims: int, seed: int) -> np.ndarray:
@@ -272,7 +260,7 @@ def discover(corpus: Corpus, embedder=None, settings: DiscoverSettings | None = 
         if embedder is None:
             raise ValueError(f"features {settings.features!r} need an embedder")
         log(f"embedding {len(docs)} projects")
-        E = embed(docs, embedder)
+        E = passage_vectors(embedder, docs)
     log(f"features: {settings.features}")
     F = build_features(docs, E, settings)
     k, raw, table = choose_k(F, settings, progress=log)

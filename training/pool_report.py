@@ -35,7 +35,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from classifier.pools import class_keywords, map_2d, nearest_pools, pool_geometry, prepare_space
+from classifier.pools import (class_keywords, map_2d, nearest_pools, passage_vectors, pool_geometry,
+                              prepare_space)
 from classifier.project_rows import Columns, InputReader
 from classifier.result_rows import iter_output, manifest_path
 from classifier.tables import iter_records
@@ -198,7 +199,6 @@ def embed_documents(predictor, titles: Sequence[str], texts: Sequence[str], *, s
                     seed: int = 0) -> tuple[np.ndarray, str]:
     """Vectors of the documents as the model sees them (``document_text(title, description)``): the model's
     embedder (whose cache the batch has warmed), or for a lexical-only model its TF-IDF reduced by SVD."""
-    from classifier.embedders import TextKind
     from classifier.text import document_text
 
     docs = [document_text(t, d) for t, d in zip(titles, texts)]
@@ -208,13 +208,7 @@ def embed_documents(predictor, titles: Sequence[str], texts: Sequence[str], *, s
     if space == "embedding":
         if embedder is None:
             raise ValueError("this model has no embedder; use space 'lexical'")
-        parts = []
-        for start in range(0, len(docs), chunk):
-            parts.append(np.asarray(embedder.encode(docs[start:start + chunk], TextKind.PASSAGE), dtype=np.float32))
-            if progress:
-                progress(min(start + chunk, len(docs)), len(docs))
-        dim = getattr(embedder, "dim", 0) or 0
-        X = np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+        X = passage_vectors(embedder, docs, chunk, progress)
         return X, f"embedding ({embedder.id})"
     if space != "lexical":
         raise ValueError(f"unknown space {space!r}; use auto, embedding or lexical")
