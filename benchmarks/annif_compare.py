@@ -422,8 +422,10 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
     sys.path.insert(0, str(REPO))
     import numpy as np
 
+    from classifier.atomic import atomic_write_text
+    from classifier.tables import DataError, file_hash
     from classifier.taxonomy import load_taxonomy
-    from training.datasets import DataError, file_hash, load_labelled
+    from training.datasets import load_labelled
     from training.evaluate import score
 
     taxonomy = load_taxonomy()
@@ -567,14 +569,7 @@ def _benchmark(args: argparse.Namespace, workdir: Path, backends: list[str], ana
         results["notes"].append(f"svc trains on one subject per document: for the {multi} training documents with "
                             f"several tags Annif keeps one of them (and skips documents without tags)")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=args.out.name + ".", suffix=".tmp", dir=args.out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not meant for a results file
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"## Annif {annif_version} on laari's tasks (train: {len(train)} rows; tag threshold: {folds}-fold CV "
           f"on the training split)\n")
     print(markdown_table(results))

@@ -16,8 +16,8 @@
 5. ``laari report results.parquet``: the HTML report; checks it parses, its images decode, and that it opens in
    headless Chromium with every image drawn.
 
-Writes ``benchmarks/results/batch_e2e.json``. Commands run as ``python -m training.cli_batch ...`` (the same
-commands as ``laari batch/report`` once training/cli.py registers them).
+Writes ``benchmarks/results/batch_e2e.json``. Commands run as ``python -m laari ...`` (the
+``laari`` command of this checkout).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def build(n: int, workdir: Path) -> tuple[Path, Path, dict]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "training.cli_batch", *args]
+    return [sys.executable, "-m", "laari", *args]
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
@@ -143,7 +143,7 @@ def main():
     out = w / "results.parquet"
     model_args = ["--model", args.model] if args.model else []
     cmd = cli("batch", str(xlsx), str(out), *model_args, "-q", "--workers", str(args.workers))
-    from training.batch import WorkDir
+    from batch.workdir import WorkDir
 
     def recorded() -> int:
         try:
@@ -176,7 +176,7 @@ def main():
     result["compare"] = manifest["compare"]
 
     # checks
-    from training.batch import iter_output
+    from classifier.result_rows import iter_output
 
     rows = list(iter_output(out))
     assert len(rows) == args.rows, f"{len(rows)} rows out, {args.rows} in"
@@ -187,8 +187,10 @@ def main():
     assert set(errors) == set(truth["planted"]), (sorted(errors)[:10], sorted(truth["planted"])[:10])
     for row, prefix in truth["planted"].items():
         assert errors[row].startswith(prefix), (row, errors[row])
-    from training.cli_batch import _factory
-    from training.batch import BatchSettings, InputRow, predict_rows
+    from batch.cli import _factory
+    from batch.predict import predict_rows
+    from batch.settings import BatchSettings
+    from classifier.project_rows import InputRow
 
     predictor = _factory(args.model)()
     rng = random.Random(0)

@@ -6,7 +6,7 @@
             [--workdir /tmp/laari-bench-mem]
 
 Builds a register of ``--rows`` rows from the bundled corpus (cycled, new ids, a few error rows: empty texts and
-duplicate ids), runs ``python -m training.cli_batch batch IN OUT`` (the `laari batch` command) as a child process
+duplicate ids), runs ``python -m batch.cli batch IN OUT`` (the `laari batch` command) as a child process
 and samples its RSS (with its children) every second with psutil, alongside the rows done (from the chunk records).
 The peak is also read from ``getrusage(RUSAGE_CHILDREN)`` (the largest single process). By default explanations
 are off (``--no-explain``); ``--explain`` measures with them on, ``--workers`` with worker processes (their RSS is
@@ -68,7 +68,7 @@ def main():
     out = args.workdir / f"results-{args.rows}.jsonl"
     for p in (out, out.with_name(out.name + ".manifest.json")):
         p.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "training.cli_batch", "batch", str(inp), str(out), "--quiet", "--restart",
+    cmd = [sys.executable, "-m", "batch.cli", "batch", str(inp), str(out), "--quiet", "--restart",
            "--chunk-size", str(args.chunk_size), "--explain" if args.explain else "--no-explain",
            "--workers", str(args.workers)]
     if args.model:

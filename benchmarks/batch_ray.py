@@ -46,7 +46,7 @@ def main():
                                                   "--num-cpus", str(os.cpu_count())])):
         out = tmp / f"{engine}.jsonl"
         t = time.time()
-        res = subprocess.run([sys.executable, "-m", "training.cli_batch", "batch", str(inp), str(out), *common,
+        res = subprocess.run([sys.executable, "-m", "batch.cli", "batch", str(inp), str(out), *common,
                               *extra], cwd=REPO, capture_output=True, text=True)
         secs = time.time() - t
         if res.returncode != 0:

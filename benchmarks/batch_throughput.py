@@ -79,7 +79,9 @@ def main():
 
     from classifier.predictor import Predictor
     from classifier.text import document_text
-    from training.batch import BatchSettings, LocalEngine, run_batch
+    from batch.local_engine import LocalEngine
+    from batch.run import run_batch
+    from batch.settings import BatchSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="laari-bench-"))
     results: dict = {"benchmark": "batch_throughput", "command": "python benchmarks/batch_throughput.py " +

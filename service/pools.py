@@ -2,25 +2,27 @@
 
 - size: training projects in the pool;
 - keywords: the lemmas with the largest lexical-router weight for the pool against the other verdicts (what the
-  model itself uses); a model without a lexical channel falls back to class TF-IDF over the training titles;
-- cohesion: mean cosine similarity of the members to the pool's centroid (and the lowest one);
-- nearest other pool (by centroid similarity) and the separation: the members' mean similarity to their own
-  centroid minus their mean similarity to the nearest pool's centroid;
+  model itself uses); a model without a lexical channel falls back to the class TF-IDF of ``classifier.pools``
+  over the training titles;
+- cohesion: mean cosine similarity of the members to the model's centroid of the pool (and the lowest one), the
+  similarity the fit verdict uses;
+- nearest other pool and separation: ``classifier.pools.nearest_pools`` on the reference vectors, the same figures
+  ``laari report`` gives for the same projects and vectors (centred; nearest = highest mean member-to-member
+  similarity; separation = within-pool minus that between-pool similarity), with the cosine of the two centroids;
 - representatives (closest to the centroid) and outliers (furthest; with the laari they are closer to, if any);
-- a 2D map of every training project: PCA of the reference vectors (via the Gram matrix, so any dimension works),
-  with each pool's mean position on the map.
+- a 2D map of every training project: ``classifier.pools.map_2d`` (PCA) of the centred reference vectors, with
+  each pool's mean position on the map.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from classifier.lexical import LEMMA_PREFIX, lemma_terms
 from classifier.model import LEXICAL
+from classifier.pools import class_keywords, map_2d, nearest_pools, pool_geometry, prepare_space
 from classifier.predictor import Predictor
 
 N_KEYWORDS = 12
@@ -60,46 +62,6 @@ def _keywords_from_router(model, n: int) -> dict[str, list[dict]] | None:
     return out
 
 
-def _keywords_from_titles(titles: list[str], labels: list[str], verdicts: list[str], n: int) -> dict[str, list[dict]]:
-    """Class TF-IDF: term frequency within the pool's titles times log(pools / pools using the term)."""
-    counts = {v: Counter() for v in verdicts}
-    for title, label in zip(titles, labels):
-        if label in counts:
-            counts[label].update(set(lemma_terms(title)))
-    df = Counter()
-    for c in counts.values():
-        df.update(c.keys())
-    out = {}
-    for v, c in counts.items():
-        total = sum(c.values()) or 1
-        scored = sorted(((t, k / total * math.log(1 + len(verdicts) / df[t])) for t, k in c.items()),
-                        key=lambda kv: -kv[1])[:n]
-        out[v] = [{"term": t, "weight": round(s, 4)} for t, s in scored]
-    return out
-
-
-def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float], np.ndarray]:
-    """(coordinates [n, 2], mean, explained variance ratios, projection [d, 2]) of rows X."""
-    X = np.asarray(X, dtype=np.float64)
-    mean = X.mean(axis=0)
-    Xc = X - mean
-    if len(X) < 3:
-        proj = np.zeros((X.shape[1], 2))
-        return np.zeros((len(X), 2)), mean, [0.0, 0.0], proj
-    G = Xc @ Xc.T
-    vals, vecs = np.linalg.eigh(G)
-    order = np.argsort(-vals)[:2]
-    vals = np.clip(vals[order], 1e-12, None)
-    vecs = vecs[:, order]
-    proj = (Xc.T @ vecs) / np.sqrt(vals)  # [d, 2] unit principal axes
-    for j in range(2):  # a deterministic sign: the largest loading is positive
-        if proj[np.argmax(np.abs(proj[:, j])), j] < 0:
-            proj[:, j] = -proj[:, j]
-    coords = Xc @ proj
-    total = float(np.trace(G)) or 1.0
-    return coords, mean, [round(float(v / total), 4) for v in vals], proj
-
-
 def compute_pools(predictor: Predictor, n_members: int = 15) -> PoolStats:
     ref = predictor.reference
     model = predictor.model
@@ -110,11 +72,14 @@ def compute_pools(predictor: Predictor, n_members: int = 15) -> PoolStats:
     C = np.asarray(ref.centroids, dtype=np.float32)
     sims_all = V @ C.T if len(cids) else np.zeros((len(V), 0), dtype=np.float32)  # [n, k]
     laari_cols = [cids.index(lid) for lid in tax.laari_ids if lid in cids]
+    pools = [lid for lid in tax.laari_ids if lid in set(ref.labels)]
+    Z = prepare_space(V) if len(V) else V
+    neighbours = nearest_pools(pool_geometry(Z, ref.labels, pools), pools) if len(V) else {}
 
     keywords = _keywords_from_router(model, N_KEYWORDS)
     keyword_source = "lexical router weights"
     if keywords is None:
-        keywords = _keywords_from_titles(ref.titles, ref.labels, model.verdicts, N_KEYWORDS)
+        keywords = class_keywords(ref.titles, ref.labels, model.verdicts, n=N_KEYWORDS, analyzer=lemma_terms)
         keyword_source = "class TF-IDF of training titles"
 
     laarit: dict[str, dict] = {}
@@ -132,12 +97,11 @@ def compute_pools(predictor: Predictor, n_members: int = 15) -> PoolStats:
         others = [c for c in laari_cols if c != col]
         nearest = None
         closer = [None] * members.size
+        near = neighbours.get(lid) or {}
+        if near.get("separation") is not None:  # none for a pool of one project: no within-pool similarity
+            nearest = {"laari": near["nearest"], "centroid_similarity": near["centroid_similarity"],
+                       "separation": near["separation"]}
         if others:
-            csims = C[others] @ C[col]
-            j = int(np.argmax(csims))
-            nc = others[j]
-            nearest = {"laari": cids[nc], "centroid_similarity": round(float(csims[j]), 4),
-                       "separation": round(float(own.mean() - sims_all[members, nc].mean()), 4)}
             other_best = sims_all[np.ix_(members, others)]
             best_idx = other_best.argmax(axis=1)
             for m in range(members.size):
@@ -160,7 +124,8 @@ def compute_pools(predictor: Predictor, n_members: int = 15) -> PoolStats:
     out_of_theme = {"id": out_id, "name_fi": tax.out_of_theme.name_fi, "name_en": tax.out_of_theme.name_en,
                     "size": int(out_members.size), "keywords": keywords.get(out_id, [])}
 
-    coords, mean, explained, proj = pca_2d(V) if len(V) else (np.zeros((0, 2)), None, [0.0, 0.0], None)
+    coords, _, map_info = map_2d(Z) if len(V) else (np.zeros((0, 2)), "pca", {})
+    explained = map_info.get("explained_variance", [0.0, 0.0])
     scale = float(np.abs(coords).max()) if coords.size else 1.0
     scale = scale or 1.0
     points = [{"id": ref.ids[i], "title": ref.titles[i], "laari": ref.labels[i],
@@ -174,5 +139,5 @@ def compute_pools(predictor: Predictor, n_members: int = 15) -> PoolStats:
             centroids.append({"id": cid, "title": tax.laari(cid).name_fi, "laari": cid, "x": round(float(cx), 4),
                               "y": round(float(cy), 4)})
     return PoolStats(model_version=predictor.version, space=ref.space, laarit=laarit, out_of_theme=out_of_theme,
-                     map={"model_version": predictor.version, "method": "PCA of the reference vectors",
+                     map={"model_version": predictor.version, "method": "PCA of the centred reference vectors",
                           "explained_variance": explained, "points": points, "centroids": centroids})

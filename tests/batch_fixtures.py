@@ -89,7 +89,9 @@ def write_rows(rows: list[dict], path: Path) -> Path:
 def main(argv: list[str]) -> int:
     import argparse
 
-    from training.batch import BatchSettings, LocalEngine, run_batch
+    from batch.local_engine import LocalEngine
+    from batch.run import run_batch
+    from batch.settings import BatchSettings
 
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd", choices=["run"])

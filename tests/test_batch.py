@@ -18,9 +18,15 @@ from classifier.bundle import load_bundle
 from classifier.predictor import Predictor
 from tests.batch_fixtures import HashingFactory, register_rows, write_rows
 from tests.conftest import HashingEmbedder
-from training.batch import (ROW_FIELDS, BatchError, BatchSettings, Columns, LocalEngine, WorkDir, compare_outputs,
-                            iter_output, jsonl_bytes, manifest_path, run_batch)
-from training.datasets import DataError, file_hash
+from batch.compare import compare_outputs
+from batch.local_engine import LocalEngine
+from batch.predict import jsonl_bytes
+from batch.run import run_batch
+from batch.settings import BatchError, BatchSettings
+from batch.workdir import WorkDir
+from classifier.project_rows import Columns
+from classifier.result_rows import ROW_FIELDS, iter_output, manifest_path
+from classifier.tables import DataError, file_hash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,10 +104,10 @@ def test_predict_input_is_the_batch_run_with_sentences(tmp_path, monkeypatch, tr
     has the same fields and values (an error row included)."""
     from typer.testing import CliRunner
 
-    from training import cli_batch
+    from batch import cli as batch_cli
     from laari.cli import app
 
-    monkeypatch.setattr(cli_batch, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
     clean = register_rows(corpus_train, 12, with_errors=False)
     clean[3]["description"] = ""  # an error row in both
     inp = write_rows(clean, tmp_path / "in.jsonl")
@@ -359,11 +365,11 @@ def test_cli_batch(tmp_path, monkeypatch, trained_bundle, rows40):
     import typer
     from typer.testing import CliRunner
 
-    from training import cli_batch
+    from batch import cli as batch_cli
 
-    monkeypatch.setattr(cli_batch, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
     app = typer.Typer()
-    cli_batch.register(app)
+    batch_cli.register(app)
     inp = write_rows(rows40, tmp_path / "in.xlsx")
     runner = CliRunner()
     res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "a.parquet"), "--chunk-size", "16", "--json"])
@@ -395,7 +401,7 @@ def test_worker_processes_give_the_in_process_output(tmp_path, predictor, rows40
 
 def test_ray_engine_gives_the_local_output(tmp_path, trained_bundle, rows40):
     pytest.importorskip("ray")
-    from training.batch import RayEngine
+    from batch.ray_engine import RayEngine
 
     inp = write_rows(rows40, tmp_path / "in.xlsx")
     factory = HashingFactory(str(trained_bundle.path))
@@ -432,7 +438,7 @@ def test_windows_1252_semicolon_csv_from_excel_runs_without_flags(tmp_path, pred
 
 
 def test_encoding_detection():
-    from training.datasets import detect_encoding
+    from classifier.tables import detect_encoding
 
     assert detect_encoding("työ;ääni\n".encode("utf-8")) == "utf-8"
     assert detect_encoding(codecs.BOM_UTF8 + "työ".encode("utf-8")) == "utf-8-sig"

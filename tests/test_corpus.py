@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from training.datasets import iter_records
+from classifier.tables import iter_records
 from training.pipeline import DEFAULT_HELDOUT, DEFAULT_TRAIN
 
 WORD = re.compile(r"\w+(?:[-']\w+)*")

@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from training.datasets import DataError, RowError, iter_records, load_labelled
+from classifier.tables import DataError, RowError, iter_records
+from training.datasets import load_labelled
 
 ROWS = [
     {"id": "a1", "title": "Jaksamo", "description": "Työhyvinvointia kotihoitoon.", "laari": "tyohyvinvointi",

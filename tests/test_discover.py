@@ -13,7 +13,7 @@ from tests.batch_fixtures import write_rows
 from tests.conftest import HashingEmbedder, take
 from training.discover import (Corpus, DiscoverSettings, agreement, ascii_id, choose_k, discover, load_corpus,
                                write_discovery, write_taxonomy_draft)
-from training.pool_report import unit_rows
+from classifier.pools import unit_rows
 
 
 def sphere_blobs(k, n=30, dim=20, spread=0.25, seed=0):
@@ -99,11 +99,11 @@ def test_cli_discover(tmp_path, monkeypatch, corpus_train):
     import typer
     from typer.testing import CliRunner
 
-    from training import cli_batch
+    from training import cli_pools
 
-    monkeypatch.setattr(cli_batch, "_embedder", HashingEmbedder)
+    monkeypatch.setattr(cli_pools, "_embedder", HashingEmbedder)
     app = typer.Typer()
-    cli_batch.register(app)
+    cli_pools.register(app)
     s = take(corpus_train, 6)
     rows = [{"id": i, "title": t, "description": d, "laari": lab}
             for i, t, d, lab in zip(s.ids, s.titles, s.descriptions, s.laari)]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from tests.batch_fixtures import HashingFactory, register_rows, write_rows
-from training.pool_report import (PoolData, Thresholds, class_keywords, compute_report, pool_geometry,
-                                  prepare_space, write_report)
+from classifier.pools import class_keywords, pool_geometry, prepare_space
+from training.pool_report import PoolData, Thresholds, compute_report
+from training.pool_report_page import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -125,12 +126,13 @@ def test_report_from_a_batch_output_and_from_labelled_data(tmp_path, monkeypatch
     from typer.testing import CliRunner
 
     from tests.conftest import take
-    from training import cli_batch
-    from training.batch import BatchSettings, run_batch
+    from batch.run import run_batch
+    from batch.settings import BatchSettings
+    from training import cli_pools
 
-    monkeypatch.setattr(cli_batch, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(cli_pools, "_predictor", lambda model: HashingFactory(str(trained_bundle.path))())
     app = typer.Typer()
-    cli_batch.register(app)
+    cli_pools.register(app)
     inp = write_rows(register_rows(corpus_train, 90), tmp_path / "register.csv")
     predictor = HashingFactory(str(trained_bundle.path))()
     run_batch(inp, tmp_path / "out.parquet", predictor=predictor, settings=BatchSettings(chunk_size=32))

@@ -33,9 +33,8 @@ def emit_json(data) -> None:
 def _errors():
     from classifier.bundle import BundleError
     from classifier.embedders import EmbedderError
+    from classifier.tables import DataError
     from classifier.taxonomy import TaxonomyError
-
-    from .datasets import DataError
 
     return (BundleError, EmbedderError, TaxonomyError, DataError, ValueError, OSError)
 
@@ -232,87 +231,6 @@ def evaluate(
         out.print(t)
     if report:
         out.print(f"report written to {report}")
-
-
-# --------------------------------------------------------------------------- predict
-def _print_prediction(p) -> None:
-    from classifier.predictor import Predictor  # noqa: F401  (keeps import errors at the command)
-
-    expl = p.explanation
-    score = p.laari_scores.get(p.laari)
-    head = f"[bold]{p.laari}[/]" + (f"  p={score:.2f}" if score is not None else
-                                    f"  (out of theme p={p.out_of_theme_probability:.2f}, nearest laari "
-                                    f"{expl.get('nearest_laari')})")
-    out.print(f"laari:  {head}")
-    out.print(f"        runner-up {expl['runner_up']['laari']} p={expl['runner_up']['probability']:.2f}, "
-              f"margin {expl['margin']:.2f}")
-    fit = expl["fit"]
-    pct = "" if fit["percentile"] is None else f", percentile {fit['percentile']:.0f} among {fit['laari']} projects"
-    out.print(f"fit:    {p.fit:.2f} in theme, {p.fit_verdict}{pct}")
-    out.print("tags:   " + (", ".join(f"{t} ({p.tag_scores[t]:.2f})" for t in p.tags) or "-"))
-    terms = [f"{t['term']} ({t['weight']:+.2f})" for t in expl.get("terms", []) if t["weight"] > 0]
-    if terms:
-        out.print("why:    terms " + ", ".join(terms[:8]))
-    for s in expl.get("sentences", []):
-        out.print(f"        \u201c{s['text']}\u201d")
-    for n in expl.get("similar", []):
-        out.print(f"similar: {n['id']} {n['laari']} ({n['similarity']:.2f}) {n['title']}")
-    for w in p.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
-    out.print(f"[dim]model {p.model_version}[/]")
-
-
-@app.command()
-def predict(
-    text: Optional[str] = typer.Argument(None, help="The description; '-' or nothing reads standard input."),
-    title: str = typer.Option("", help="Project title."),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the description from a text file."),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Batch: JSONL/CSV/TSV/Parquet/Excel with "
-                                          "id, title, description."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: .jsonl, .csv or .parquet output, one "
-                                          "row per input row (unreadable rows become rows with `error` set)."),
-    model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
-    taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
-    as_json: bool = typer.Option(False, "--json"),
-):
-    """Suggest a laari, tags and fit for one description, or for every row of a file (`--input`: the same run as
-    `laari batch INPUT OUTPUT --explain-sentences`)."""
-    from classifier.predictor import InputError, Predictor
-
-    if input is not None:
-        if output is None:
-            fail("--input needs --output")
-        from .batch import BatchSettings
-        from .cli_batch import run_register_job
-
-        if taxonomy is not None:
-            try:
-                Predictor.load(model, taxonomy=_taxonomy(taxonomy))
-            except _errors() as exc:
-                fail(str(exc))
-        run_register_job(input, output, BatchSettings(explain="full"), model=model, quiet=not sys.stderr.isatty())
-        return
-    try:
-        predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
-    except _errors() as exc:
-        fail(str(exc))
-    if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{file}: cannot read as UTF-8 text: {exc}")
-    elif text is None or text == "-":
-        if sys.stdin.isatty():
-            fail("give a description as an argument, with --file, or on standard input")
-        text = sys.stdin.read()
-    try:
-        p = predictor.predict_one(text, title=title)
-    except InputError as exc:
-        fail(str(exc))
-    if as_json:
-        emit_json(p.to_dict())
-    else:
-        _print_prediction(p)
 
 
 # --------------------------------------------------------------------------- models

@@ -32,8 +32,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .batch import Columns, InputReader, atomic_write_bytes
-from .pool_report import PoolData, Thresholds, class_keywords, compute_report, pool_geometry, unit_rows
+from classifier.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from classifier.figures import heatmap_png, png_bytes, pyplot
+from classifier.pools import class_keywords, passage_vectors, pool_geometry, unit_rows
+from classifier.project_rows import Columns, InputReader
+
+from .pool_report import PoolData, Thresholds, compute_report
 
 FEATURES = ("both", "embedding", "lexical")
 
@@ -95,18 +99,6 @@ def documents(corpus: Corpus) -> list[str]:
     return [document_text(t, d) for t, d in zip(corpus.titles, corpus.texts)]
 
 
-def embed(docs: Sequence[str], embedder, chunk: int = 256, progress: Callable[[int, int], None] | None = None
-          ) -> np.ndarray:
-    from classifier.embedders import TextKind
-
-    parts = []
-    for start in range(0, len(docs), chunk):
-        parts.append(np.asarray(embedder.encode(list(docs[start:start + chunk]), TextKind.PASSAGE), dtype=np.float32))
-        if progress:
-            progress(min(start + chunk, len(docs)), len(docs))
-    return np.vstack(parts)
-
-
 def embedding_features(E: np.ndarray, dims: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
@@ -154,7 +146,7 @@ def kmeans(F: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
 
 
 def silhouette(F: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette with cosine distance (exact, linear time: see ``pool_report.pool_geometry``)."""
+    """Mean silhouette with cosine distance (exact, linear time: see ``classifier.pools.pool_geometry``)."""
     names = [str(x) for x in labels]
     pools = sorted(set(names))
     if len(pools) < 2:
@@ -268,7 +260,7 @@ def discover(corpus: Corpus, embedder=None, settings: DiscoverSettings | None = 
         if embedder is None:
             raise ValueError(f"features {settings.features!r} need an embedder")
         log(f"embedding {len(docs)} projects")
-        E = embed(docs, embedder)
+        E = passage_vectors(embedder, docs)
     log(f"features: {settings.features}")
     F = build_features(docs, E, settings)
     k, raw, table = choose_k(F, settings, progress=log)
@@ -378,25 +370,16 @@ def taxonomy_draft(result: dict, base) -> str:
 
 
 def write_taxonomy_draft(result: dict, path: str | Path, base=None) -> Path:
-    """Write the draft, after checking that ``load_taxonomy`` accepts it."""
-    import os
-    import tempfile
+    """Write the draft, after checking that the taxonomy validation accepts it."""
+    import yaml
 
-    from classifier.taxonomy import load_taxonomy
+    from classifier.taxonomy import load_taxonomy, parse_taxonomy
 
     base = base or load_taxonomy()
     path = Path(path)
     text = taxonomy_draft(result, base)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    try:
-        load_taxonomy(tmp)
-    except Exception:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    parse_taxonomy(yaml.safe_load(text), source=str(path))
+    atomic_write_text(path, text)
     return path
 
 
@@ -404,13 +387,7 @@ def _selection_png(result: dict) -> bytes | None:
     table = result["k_selection"]
     if len(table) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .pool_report import _png
-
+    plt = pyplot()
     ks = [r["k"] for r in table]
     fig, ax1 = plt.subplots(figsize=(7, 3.6), dpi=110)
     ax1.plot(ks, [r["silhouette"] for r in table], "o-", color="#1f77b4", label="silhouette")
@@ -424,33 +401,16 @@ def _selection_png(result: dict) -> bytes | None:
     ax1.axvline(result["k"], color="black", lw=0.8, ls=":")
     ax1.set_title(f"Choosing k: chosen k = {result['k']}", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _contingency_png(result: dict) -> bytes | None:
     a = result.get("agreement")
     if not a:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .pool_report import _png
-
-    M = np.asarray(a["contingency"]["counts"], dtype=float)
     rows, cols = a["contingency"]["rows"], a["contingency"]["columns"]
-    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 4, 0.55 * len(rows) + 2), dpi=110)
-    ax.imshow(M / M.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right")
-    ax.set_yticks(range(len(rows)), rows)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            if M[i, j]:
-                ax.text(j, i, str(int(M[i, j])), ha="center", va="center", fontsize=8)
-    ax.set_title(f"Discovered pools vs current labels (ARI {a['ari']:.2f}, NMI {a['nmi']:.2f})", fontsize=10)
-    fig.tight_layout()
-    return _png(fig)
+    return heatmap_png(a["contingency"]["counts"], rows, cols, figsize=(1.0 * len(cols) + 4, 0.55 * len(rows) + 2),
+                       title=f"Discovered pools vs current labels (ARI {a['ari']:.2f}, NMI {a['nmi']:.2f})")
 
 
 def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
@@ -459,7 +419,7 @@ def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
     import html
     import io
 
-    from .pool_report import write_report
+    from .pool_report_page import write_report
 
     out_dir = Path(out_dir)
     extra_images = {}
@@ -491,8 +451,6 @@ def write_discovery(result: dict, out_dir: str | Path) -> dict[str, str]:
     paths = write_report(result["report"], out_dir, title=f"Discovered pools (k = {result['k']})",
                          extra_sections=sections, extra_images=extra_images)
     # report.json: the discovery, with the pool report inside
-    from .batch import atomic_write_json
-
     atomic_write_json(out_dir / "report.json", {**{k: v for k, v in result.items() if k != "report"},
                                                 "report": {k: v for k, v in result["report"].items()
                                                            if not k.startswith("_")}})

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from classifier.atomic import atomic_write_text
+
 RUN_WORDS = 6
 HELDOUT_FRACTION = 0.2
 SOURCE_RE = re.compile(r"^EURA(2014|2007):(S\d{5})$")
@@ -191,9 +193,7 @@ def merge(parts: list[Path], train: Path, heldout: Path) -> tuple[int, int]:
     old[heldout] += [r for r in new if r["id"] in held]
     for path, rows in old.items():
         rows.sort(key=lambda r: r["id"])
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(new) - len(held), len(held)
 
 
