@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -79,28 +80,32 @@ class Scores:
         return None if self.lexical is None else self.lexical.X
 
 
-@dataclass
-class LaariModel:
+@dataclass(eq=False, repr=False)
+class LaariModel(BaseEstimator):
+    """A scikit-learn estimator: its parameters are the four constructor arguments (``get_params``, ``set_params``
+    and ``clone`` work on them); everything below them is learnt by ``fit`` (or read back by ``from_arrays``)."""
+
     laari_ids: list[str]
     out_id: str
     tag_ids: list[str]
     config: TrainingConfig = field(default_factory=TrainingConfig)
     # fitted
-    vectorizer: LexicalVectorizer | None = None
-    emb_mean: np.ndarray | None = None
-    emb_scale: np.ndarray | None = None
-    router: dict[str, LinearHead] = field(default_factory=dict)
-    tagger: dict[str, LinearHead] = field(default_factory=dict)
-    router_weight: float = 0.5  # weight of the embedding channel in the router
-    tagger_weight: float = 0.5
-    temperature: float = 1.0
-    out_threshold: float = 0.5
-    tag_thresholds: np.ndarray | None = None
-    priors: np.ndarray | None = None  # [len(verdicts)], applied to the router's class-balanced probabilities
-    prior_strength: float = 1.0  # exponent of the priors, chosen by cross-validation
-    chosen_C: dict[str, float] = field(default_factory=dict)
-    cv: dict = field(default_factory=dict)
-    zero_shot: bool = False
+    vectorizer: LexicalVectorizer | None = field(default=None, init=False)
+    emb_mean: np.ndarray | None = field(default=None, init=False)
+    emb_scale: np.ndarray | None = field(default=None, init=False)
+    router: dict[str, LinearHead] = field(default_factory=dict, init=False)
+    tagger: dict[str, LinearHead] = field(default_factory=dict, init=False)
+    router_weight: float = field(default=0.5, init=False)  # weight of the embedding channel in the router
+    tagger_weight: float = field(default=0.5, init=False)
+    temperature: float = field(default=1.0, init=False)
+    out_threshold: float = field(default=0.5, init=False)
+    tag_thresholds: np.ndarray | None = field(default=None, init=False)
+    # [len(verdicts)], applied to the router's class-balanced probabilities
+    priors: np.ndarray | None = field(default=None, init=False)
+    prior_strength: float = field(default=1.0, init=False)  # exponent of the priors, chosen by cross-validation
+    chosen_C: dict[str, float] = field(default_factory=dict, init=False)
+    cv: dict = field(default_factory=dict, init=False)
+    zero_shot: bool = field(default=False, init=False)
 
     @property
     def verdicts(self) -> list[str]:

@@ -144,3 +144,17 @@ def test_title_weight_changes_what_the_lexical_channel_sees(small_train, taxonom
         m.fit(docs, small_train.laari, small_train.tags)
         probs.append(m.predict_proba(docs.subset(range(5))))
     assert not np.allclose(probs[0], probs[1])
+
+
+def test_the_model_is_a_scikit_learn_estimator(model, taxonomy):
+    from sklearn.base import clone
+
+    params = model.get_params()
+    assert set(params) == {"laari_ids", "out_id", "tag_ids", "config"}
+    fresh = clone(model)
+    assert fresh.get_params()["laari_ids"] == model.laari_ids and fresh.config == model.config
+    assert fresh.config is not model.config  # clone copies the parameters
+    assert not fresh.router and model.router  # ... and none of what was learnt
+    fresh.set_params(config=TrainingConfig(title_weight=2))
+    assert fresh.config.title_weight == 2
+    assert "LaariModel(" in repr(fresh)
