@@ -121,3 +121,14 @@ def test_cli_discover(tmp_path, monkeypatch, corpus_train):
                                    "--features", "lexical", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout[res.stdout.index("{"):])["agreement"] is None
+
+
+def test_draft_keeps_awkward_words_as_written(tmp_path, small_corpus, taxonomy):
+    """Words YAML would otherwise read as booleans, nulls, comments or mappings come back as the same strings."""
+    res = discover(small_corpus, HashingEmbedder(), DiscoverSettings(k=4, n_init=4))
+    awkward = ["no", "true", "null", "a: b", "# ei", "'lainaus\"", "rivi\nvaihto"]
+    res["report"]["pools"][0]["keywords"] = [{"term": t} for t in awkward]
+    path = write_taxonomy_draft(res, tmp_path / "draft.yaml", taxonomy)
+    first = load_taxonomy(path).laarit[0]
+    assert list(first.include) == awkward[:5]
+    assert first.name_fi == " / ".join(awkward[:3])

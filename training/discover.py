@@ -21,7 +21,6 @@ Everything is deterministic for a seed.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections import Counter
@@ -302,15 +301,18 @@ def discover(corpus: Corpus, embedder=None, settings: DiscoverSettings | None = 
 
 
 # =====================================================================================================  outputs
-def _q(text: str) -> str:
-    """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
-    return json.dumps(str(text), ensure_ascii=False)
+def _yaml(data, indent: int = 0) -> list[str]:
+    """Lines of ``data`` as block YAML (``yaml.safe_dump``: quoting and escaping by the library), indented."""
+    import yaml
+
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000)
+    return [" " * indent + line if line else line for line in text.rstrip("\n").split("\n")]
 
 
 def taxonomy_draft(result: dict, base) -> str:
     """YAML text of a draft taxonomy: one laari per discovered pool (name and description from its keywords and
     representative projects, the assessment left for the reviewers), the out-of-theme verdict, tags and facets
-    copied from ``base``."""
+    copied from ``base``. The data is written by ``yaml.safe_dump``; the comments for reviewers go between."""
     rep = result["report"]
     agree = {p["pool"]: p for p in (result.get("agreement") or {}).get("per_pool", [])}
     today = datetime.now(timezone.utc).strftime("%Y%m%d")
@@ -321,51 +323,47 @@ def taxonomy_draft(result: dict, base) -> str:
         "# Every laari below is a cluster of similar descriptions. Reviewers: rename the ids and names, rewrite the",
         "# descriptions, merge or split pools, and replace every TODO assessment with the uniform metric of the pool.",
         "# Then check it with `laari taxonomy check FILE` and train with `laari train --taxonomy FILE`.",
-        f"version: {_q('draft-' + today)}",
-        f"name: {_q('LUONNOS: ' + base.name)}",
-        "language: fi",
+        *_yaml({"version": "draft-" + today, "name": "LUONNOS: " + base.name, "language": "fi"}),
         "",
         "laarit:",
     ]
     for b in rep["pools"]:
         kws = [k["term"] for k in b["keywords"]]
         reps = b["representatives"][:3]
-        lines.append(f"  # {b['size']} projects ({100 * b['share']:.1f} %), cohesion {b['cohesion']:.3f}, "
-                     f"silhouette {b['silhouette'] if b['silhouette'] is not None else '-'}, verdict: {b['verdict']}"
-                     + (f"; nearest pool {b['nearest']}" if b.get("nearest") else ""))
+        comments = [f"{b['size']} projects ({100 * b['share']:.1f} %), cohesion {b['cohesion']:.3f}, "
+                    f"silhouette {b['silhouette'] if b['silhouette'] is not None else '-'}, verdict: {b['verdict']}"
+                    + (f"; nearest pool {b['nearest']}" if b.get("nearest") else "")]
         if b["id"] in agree:
             a = agree[b["id"]]
-            lines.append(f"  # most of its projects are labelled {a['majority_label']} "
-                         f"({100 * a['purity']:.0f} %) in the current data")
-        for r in reps:
-            lines.append(f"  # representative: {r['id']} {r['title']}".rstrip().replace("\n", " "))
+            comments.append(f"most of its projects are labelled {a['majority_label']} "
+                            f"({100 * a['purity']:.0f} %) in the current data")
+        comments += [f"representative: {r['id']} {r['title']}".rstrip() for r in reps]
+        lines += ["  # " + " ".join(c.split()) for c in comments]
         description = ("Hankkeet, joiden kuvauksissa toistuvat: " + ", ".join(kws[:8]) + ". Edustavia hankkeita: "
                        + "; ".join(f"{r['title'] or r['id']}" for r in reps) + ".")
-        lines += [
-            f"  - id: {b['id']}",
-            f"    name_fi: {_q(' / '.join(kws[:3]) or b['id'])}",
-            f"    name_en: {_q('TODO: English name (' + ', '.join(kws[:3]) + ')')}",
-            f"    description: {_q(description)}",
-        ]
+        pool = {"id": b["id"], "name_fi": " / ".join(kws[:3]) or b["id"],
+                "name_en": "TODO: English name (" + ", ".join(kws[:3]) + ")", "description": description}
         if kws:
-            lines.append("    include:")
-            lines += [f"      - {_q(k)}" for k in kws[:5]]
-        lines += ["    assessment:", f"      - {_q('TODO: yhtenäinen arviointimittari tälle laarille')}", ""]
+            pool["include"] = kws[:5]
+        pool["assessment"] = ["TODO: yhtenäinen arviointimittari tälle laarille"]
+        lines += _yaml([pool], indent=2) + [""]
     oot = base.out_of_theme
-    lines += ["out_of_theme:", f"  id: {oot.id}", f"  name_fi: {_q(oot.name_fi)}", f"  name_en: {_q(oot.name_en)}",
-              f"  description: {_q(oot.description)}", "", "tags:"]
-    for t in base.tags:
-        lines += [f"  - id: {t.id}", f"    name_fi: {_q(t.name_fi)}", f"    name_en: {_q(t.name_en)}",
-                  f"    description: {_q(t.description)}"]
+    lines += _yaml({"out_of_theme": {"id": oot.id, "name_fi": oot.name_fi, "name_en": oot.name_en,
+                                     "description": oot.description}})
+    lines += ["", *_yaml({"tags": [{"id": t.id, "name_fi": t.name_fi, "name_en": t.name_en,
+                                    "description": t.description} for t in base.tags]})]
     if base.facets:
-        lines += ["", "facets:"]
+        facets = []
         for f in base.facets:
-            lines += [f"  - id: {f.id}", f"    name_fi: {_q(f.name_fi)}", f"    name_en: {_q(f.name_en)}",
-                      f"    multi: {'true' if f.multi else 'false'}", "    values:"]
+            values = []
             for v in f.values:
-                lines += [f"      - id: {v.id}", f"        name_fi: {_q(v.name_fi)}", f"        name_en: {_q(v.name_en)}"]
+                value = {"id": v.id, "name_fi": v.name_fi, "name_en": v.name_en}
                 if v.description:
-                    lines.append(f"        description: {_q(v.description)}")
+                    value["description"] = v.description
+                values.append(value)
+            facets.append({"id": f.id, "name_fi": f.name_fi, "name_en": f.name_en, "multi": bool(f.multi),
+                           "values": values})
+        lines += ["", *_yaml({"facets": facets})]
     return "\n".join(lines) + "\n"
 
 
