@@ -3,11 +3,12 @@ the lock that keeps a second run out. What makes a killed run resumable."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from classifier.atomic import atomic_write_bytes, atomic_write_json
 
@@ -24,26 +25,26 @@ class WorkDir:
         self.path = output.with_name(output.name + ".partial")
         self.state_path = self.path / "state.json"
         self.journal_path = self.path / "journal.jsonl"
-        self._lock_fd: int | None = None
+        self._lock: FileLock | None = None
 
     def exists(self) -> bool:
         return self.state_path.exists()
 
     def lock(self):
+        """Keep a second run out while this one writes (``filelock``: flock on Unix, LockFileEx on Windows; the
+        lock dies with the process, so a killed run leaves nothing to clear)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(self.path / "lock", timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire()
+        except Timeout:
             raise BatchError(f"another batch is writing {self.path.parent} (lock {self.path / 'lock'} is held)")
-        self._lock_fd = fd
+        self._lock = lock
 
     def unlock(self):
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def load(self) -> dict | None:
         """The unfinished run: ``state.json`` (written once: input, model, settings) and the chunk and run records
