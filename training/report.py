@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
+
+from markupsafe import Markup
 
 from classifier.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from classifier.figures import heatmap_png
-from classifier.html_page import markdown_html
+from classifier.html_page import html_table, markdown_html
 
 
 def confusion_png(metrics: dict, path: Path, title: str) -> None:
@@ -54,13 +55,13 @@ def markdown(metrics: dict, image: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def misrouted_html(errors: list[dict]) -> str:
+def misrouted_html(errors: list[dict]):
+    """The misrouted projects as a table section (empty when there are none)."""
     if not errors:
-        return ""
-    rows = "".join(f"<tr><td>{html.escape(e['id'])}</td><td>{html.escape(e['title'])}</td>"
-                   f"<td>{e['gold_laari']}</td><td>{e['laari']}</td><td>{e['fit']:.2f}</td></tr>" for e in errors)
-    return ("<h2>Misrouted projects</h2><table><tr><th>id</th><th>title</th><th>true</th><th>predicted</th>"
-            f"<th>fit</th></tr>{rows}</table>")
+        return Markup("")
+    return html_table(["id", "title", "true", "predicted", "fit"],
+                      ([e["id"], e["title"], e["gold_laari"], e["laari"], f"{e['fit']:.2f}"] for e in errors),
+                      heading="Misrouted projects")
 
 
 def write_evaluation_report(folder: Path, metrics: dict, rows: list[dict], predictor) -> Path:
