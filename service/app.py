@@ -169,10 +169,17 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.state.settings = settings
     app.state.service = service
 
+    def _rejected(request: Request, status: int, detail: str) -> None:
+        rid = request.scope.get("state", {}).get("request_id", "?")
+        log.warning("rejected %s %s with %d: %s [%s]", request.method, request.url.path, status, detail, rid)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
         errors = [{"field": exc.field, "message": exc.message, "type": type(exc).__name__}] if exc.field else None
         headers = {"Retry-After": "5"} if exc.status == 503 else None
+        if exc.retry_after is not None:
+            headers = {"Retry-After": str(exc.retry_after)}
+        _rejected(request, exc.status, exc.message)
         return _json_error(exc.status, exc.message, errors, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -183,6 +190,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             e.pop("ctx", None)
         messages = describe_errors(errors)
         detail = "; ".join(messages[:3]) + (f" (and {len(messages) - 3} more)" if len(messages) > 3 else "")
+        _rejected(request, 422, detail)
         return _json_error(422, detail, field_errors(errors))
 
     @app.exception_handler(Exception)

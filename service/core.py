@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from classifier.bundle import MANIFEST, BundleError, read_manifest
+from classifier.bundle import MANIFEST, BundleError, read_manifest, verify_signature
 from classifier.embedders import Embedder, EmbedderError
 from classifier.prediction import Prediction, ProjectInput
 from classifier.predictor import InputError, ModelMismatchError, Predictor
@@ -28,21 +28,23 @@ from classifier.text import content_hash, document_text, words
 from classifier.lexical import lemma_terms
 
 from .batching import MicroBatcher
-from classifier.feedback import FeedbackStore, FeedbackStoreError
+from classifier.feedback import FeedbackStore, FeedbackStoreError, FeedbackValueError
 from .pools import PoolStats, compute_pools
 from .settings import Settings
 
 log = logging.getLogger("laari.service")
+CHECK_TEXT = "Hankkeessa kehitetään työyhteisöjen työhyvinvointia ja esihenkilötyötä."
 
 
 # --------------------------------------------------------------------------- errors the routes turn into HTTP
 class ServiceError(Exception):
     status = 500
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
 
 class NotReady(ServiceError):
@@ -69,6 +71,10 @@ class Unavailable(ServiceError):
     status = 503
 
 
+class TooMany(ServiceError):
+    status = 429
+
+
 # --------------------------------------------------------------------------- the loaded model
 @dataclass(eq=False)
 class ModelHandle:
@@ -79,6 +85,12 @@ class ModelHandle:
     @property
     def version(self) -> str:
         return self.predictor.version
+
+    @property
+    def content_id(self) -> str:
+        """What the model is made of: the bundle hash (a bundle swapped under the same version name differs)."""
+        manifest = getattr(getattr(self.predictor, "bundle", None), "manifest", None) or {}
+        return manifest.get("bundle_hash") or f"{self.version}@{id(self.predictor)}"
 
 
 def text_sha256(title: str | None, description: str) -> str:
@@ -100,8 +112,9 @@ def highlights(doc: str, explanation: dict) -> dict:
 
 
 class PredictionCache:
-    """LRU of finished predictions keyed by model version, explain flag, id, title and description: a repeated
-    text is answered without the batcher (the embedding cache below the predictor covers the rest)."""
+    """LRU of finished predictions keyed by the model's content (bundle hash, not its version name), explain flag,
+    id, title and description: a repeated text is answered without the batcher (the embedding cache below the
+    predictor covers the rest)."""
 
     def __init__(self, items: int):
         self.items = items
@@ -110,9 +123,9 @@ class PredictionCache:
         self.misses = 0
 
     @staticmethod
-    def key(version: str, item: ProjectInput, explain: bool) -> str:
+    def key(model_id: str, item: ProjectInput, explain: bool) -> str:
         h = hashlib.sha256()
-        for part in (version, "1" if explain else "0", item.id or "", item.title or "", item.description):
+        for part in (model_id, "1" if explain else "0", item.id or "", item.title or "", item.description):
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x00")
         return h.hexdigest()
@@ -195,11 +208,12 @@ class LaariService:
         self._handle = handle  # one assignment: requests that already hold the old handle finish on it
         self.status, self.error = "ready", None
 
-    def _load(self, model: str | None) -> ModelHandle:
-        """Load, verify and prepare a model (in the loader thread)."""
+    def _load(self, model: str | None, *, by_version: bool = False) -> ModelHandle:
+        """Load, verify and prepare a model (in the loader thread). ``by_version``: ``model`` must be a version
+        name in the registry (an admin's reload), never a folder elsewhere on disk."""
         name = model or self.settings.model
         try:
-            path = self.registry.resolve(name)
+            path = self.registry.path(model) if by_version and model else self.registry.resolve(name)
         except BundleError as exc:
             if name is None:
                 raise NotFound(str(exc)) from exc
@@ -208,10 +222,14 @@ class LaariService:
             raise NotFound(f"no model version {name!r} in {self.registry.root}; known: {self.registry.versions()}",
                            field="model")
         try:
+            key = self.settings.model_signing_key
+            if key is not None and key.get_secret_value():
+                verify_signature(path, key)
             manifest = read_manifest(path)
             embedder = self._embedders.get(manifest.get("embedder_id") or "")
             predictor = Predictor.load(path, registry=self.registry, embedder=embedder)
             predictor.warm_up()  # here, not in the first request: lemma dictionary, vocabulary tables
+            self._check_prediction(predictor, name)
         except ModelMismatchError as exc:
             raise Conflict(str(exc), field="model") from exc
         except EmbedderError as exc:
@@ -220,6 +238,16 @@ class LaariService:
         except BundleError as exc:
             raise Invalid(f"model {name or 'current'} cannot be loaded: {exc}", field="model") from exc
         return self._handle_for(predictor)
+
+    @staticmethod
+    def _check_prediction(predictor: Predictor, name: str | None) -> None:
+        """One prediction before the model is served: a bundle whose arrays do not fit its model (a shape that
+        passes every hash) fails here, not in a reviewer's request."""
+        try:
+            predictor.predict_one(CHECK_TEXT, explain=True)
+        except Exception as exc:
+            raise Invalid(f"model {name or 'current'} fails on a check prediction, so it is not served: "
+                          f"{type(exc).__name__}: {exc}", field="model") from exc
 
     def _make_executors(self) -> None:
         # one prediction thread: the embedding model already uses every core; loads never queue behind it
@@ -260,7 +288,7 @@ class LaariService:
 
         def load_and_swap() -> ModelHandle:
             with self._reload_lock:  # one reload at a time
-                handle = self._load(model)
+                handle = self._load(model, by_version=True)
                 self._install(handle)
                 return handle
 
@@ -292,7 +320,7 @@ class LaariService:
         handle = self.handle
         results: list[Any] = [None] * len(items)
         todo: list[int] = []
-        keys = [self.cache.key(handle.version, it, explain) for it in items]
+        keys = [self.cache.key(handle.content_id, it, explain) for it in items]
         for i, k in enumerate(keys):
             hit = self.cache.get(k)
             if hit is not None:
@@ -363,6 +391,8 @@ class LaariService:
         }
         try:
             return self.feedback.add(record)
+        except FeedbackValueError as exc:
+            raise Invalid(str(exc), field=exc.field) from exc
         except FeedbackStoreError as exc:
             raise Unavailable(str(exc)) from exc
 

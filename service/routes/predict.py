@@ -11,7 +11,8 @@ from ..auth import Principal, require
 from ..core import Invalid, LaariService, TooLarge
 from ..errors import describe_errors
 from ..extract import ExtractError, extract_text
-from ..schemas import (BatchRequest, BatchResponse, ErrorResponse, ExtractedText, PredictionOut, PredictRequest)
+from ..schemas import (BatchRequest, BatchResponse, ErrorResponse, ExtractedText, PredictionOut, PredictRequest,
+                       lone_surrogate)
 from ..settings import Role
 from . import get_service
 
@@ -57,6 +58,8 @@ async def predict_batch(body: BatchRequest, explain: bool = ExplainQuery,
     inputs: list[tuple[int, ProjectInput]] = []
     for i, raw in enumerate(body.items):
         rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        if rid is not None and lone_surrogate(rid) is not None:  # not echoed: it cannot be encoded as UTF-8
+            rid = None
         ids.append(rid)
         try:
             req = PredictRequest.model_validate(raw)
