@@ -28,6 +28,7 @@ from classifier.text import content_hash, document_text, words
 from classifier.lexical import lemma_terms
 
 from .batching import MicroBatcher
+from .fairness import FairShare, RateLimited
 from classifier.feedback import FeedbackStore, FeedbackStoreError, FeedbackValueError
 from .pools import PoolStats, compute_pools
 from .settings import Settings
@@ -148,6 +149,11 @@ class PredictionCache:
             self._data.popitem(last=False)
 
 
+def _chars(item: ProjectInput) -> int:
+    """What the embedder reads for an item (its weight in the batcher and in the per-client limits)."""
+    return len(item.description) + len(item.title or "")
+
+
 def _process(handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list[dict | InputError]:
     """Runs in the prediction thread: one predict_many per explain flag, then the HTTP extras per result."""
     results: list[Any] = [None] * len(payloads)
@@ -173,8 +179,11 @@ class LaariService:
         self.settings = settings
         self.registry = Registry(settings.registry_root())
         self._make_executors()
-        self.batcher = MicroBatcher(_process, self.executor, max_items=settings.batch_max_items,
-                                    wait_ms=settings.batch_wait_ms)
+        self.batcher = MicroBatcher(self._process, self.executor, max_items=settings.batch_max_items,
+                                    wait_ms=settings.batch_wait_ms, max_weight=settings.batch_max_chars)
+        self.fair = FairShare(requests_per_minute=settings.client_requests_per_minute,
+                              chars_per_minute=settings.client_chars_per_minute,
+                              queued_chars=settings.client_queued_chars)
         self._stopped = False
         self.cache = PredictionCache(settings.prediction_cache_items)
         self._handle: ModelHandle | None = None
@@ -310,13 +319,29 @@ class LaariService:
                 self._feedback = None
 
     # ------------------------------------------------------------------ prediction
+    def _process(self, handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list:
+        started = time.perf_counter()
+        out = _process(handle, payloads)
+        self.fair.observe(sum(_chars(item) for item, _ in payloads), time.perf_counter() - started)
+        return out
+
+    def admit(self, client: str) -> None:
+        """Count a request against the client's request rate (429 over it)."""
+        try:
+            self.fair.admit_request(client)
+        except RateLimited as exc:
+            raise TooMany(exc.message, retry_after=exc.retry_after) from exc
+
     def check_description(self, description: str, where: str = "description") -> None:
         limit = self.settings.max_description_chars
         if len(description) > limit:
             raise TooLarge(f"{where}: {len(description)} characters, the limit is {limit}", field=where)
 
-    async def predict(self, items: Sequence[ProjectInput], explain: bool = True) -> tuple[ModelHandle, list]:
-        """One result per item: a prediction dict, or the InputError for that item. All on one model."""
+    async def predict(self, items: Sequence[ProjectInput], explain: bool = True,
+                      client: str = "local") -> tuple[ModelHandle, list]:
+        """One result per item: a prediction dict, or the InputError for that item. All on one model. ``client``
+        (API key fingerprint or address) is what the per-client limits and the batcher's turns count by."""
+        self.admit(client)
         handle = self.handle
         results: list[Any] = [None] * len(items)
         todo: list[int] = []
@@ -329,10 +354,15 @@ class LaariService:
                 todo.append(i)
         if todo:
             payloads = [(items[i], explain) for i in todo]
-            if len(payloads) == 1:
-                out = [await self.batcher.submit(handle, payloads[0])]
-            else:
-                out = await self.batcher.submit_many(handle, payloads)
+            weights = [_chars(items[i]) for i in todo]
+            try:
+                with self.fair.reserve(client, sum(weights)):
+                    if len(payloads) == 1:
+                        out = [await self.batcher.submit(handle, payloads[0], client=client, weight=weights[0])]
+                    else:
+                        out = await self.batcher.submit_many(handle, payloads, client=client, weights=weights)
+            except RateLimited as exc:
+                raise TooMany(exc.message, retry_after=exc.retry_after) from exc
             for i, res in zip(todo, out):
                 results[i] = res
                 if isinstance(res, dict):
@@ -401,7 +431,8 @@ class LaariService:
         h = self._handle
         return {"ready": h is not None, "status": self.status, "model_version": h.version if h else None,
                 "loaded_at": h.loaded_at.isoformat(timespec="seconds") if h else None, "error": self.error,
-                "batching": {**self.batcher.stats(), "cache_hits": self.cache.hits}}
+                "batching": {**self.batcher.stats(), "cache_hits": self.cache.hits},
+                "fairness": self.fair.stats()}
 
     def model_info(self) -> dict:
         h = self.handle

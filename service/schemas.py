@@ -227,6 +227,8 @@ class Ready(BaseModel):
     loaded_at: str | None = None
     error: str | None = None
     batching: dict[str, float] | None = None
+    fairness: dict[str, Any] | None = Field(None, description="Per-client sharing: clients seen, characters "
+                                                              "queued, requests refused (429) by limit.")
 
 
 class ModelInfo(BaseModel):

@@ -9,7 +9,8 @@
 - ``LAARI_FEEDBACK_URL``: any SQLAlchemy URL or a file path; default a SQLite file ``feedback.sqlite`` in
   ``$LAARI_HOME`` when that is set, else in ``var/`` beside the models folder.
 - limits: ``LAARI_MAX_BODY_BYTES``, ``LAARI_MAX_DESCRIPTION_CHARS``, ``LAARI_MAX_BATCH_ITEMS``.
-- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``; ``LAARI_PREDICTION_CACHE_ITEMS``.
+- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``, ``LAARI_BATCH_MAX_CHARS``;
+  ``LAARI_PREDICTION_CACHE_ITEMS``.
 - ``LAARI_CORS_ORIGINS``: comma-separated origins allowed by CORS (empty: CORS off, the default).
 - ``LAARI_MODEL_SIGNING_KEY``: when set, only bundles signed with this key are served (``laari models sign``).
 - fair sharing, per client (its API key, else its address): ``LAARI_CLIENT_QUEUED_CHARS`` (fresh characters waiting
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(64, ge=1, description="Most items in one /v1/predict/batch request.")
     batch_max_items: int = Field(8, ge=1, description="Micro-batcher: most requests embedded together.")
     batch_wait_ms: float = Field(5.0, ge=0, description="Micro-batcher: how long to wait for more requests.")
+    batch_max_chars: int = Field(8_000, ge=0, description="Micro-batcher: most characters embedded together "
+                                                          "(a longer text runs alone); 0: no limit.")
     prediction_cache_items: int = Field(2048, ge=0, description="Predictions remembered for repeated texts.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                         description="Origins allowed by CORS; empty = off.")
