@@ -62,7 +62,7 @@ class _Client:
 class FairShare:
     """The per-client limits; every figure 0 turns that limit off. Thread-safe."""
 
-    def __init__(self, *, requests_per_minute: int = 600, chars_per_minute: int = 60_000, queued_chars: int = 30_000,
+    def __init__(self, *, requests_per_minute: int = 600, chars_per_minute: int = 30_000, queued_chars: int = 30_000,
                  chars_per_second_estimate: float = 3_000.0):
         self.requests_per_minute = int(requests_per_minute)
         self.chars_per_minute = int(chars_per_minute)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         30_000, ge=0, description="Per client: most fresh characters (not yet embedded) waiting or being embedded; "
                                   "a single request over it is taken only when the client has nothing waiting.")
     client_chars_per_minute: int = Field(
-        60_000, ge=0, description="Per client: fresh characters per minute (a token bucket holding one minute's "
+        30_000, ge=0, description="Per client: fresh characters per minute (a token bucket holding one minute's "
                                   "worth; a request larger than that is taken when the bucket is full).")
     client_requests_per_minute: int = Field(
         600, ge=0, description="Per client: predict and extract requests per minute (bursts up to a tenth of it).")
