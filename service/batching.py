@@ -9,7 +9,9 @@ fill by themselves and a lone request waits at most ``wait_ms``.
 
 Fairness: each client has its own queue and the collector takes one payload per client in turn (round-robin), so
 a client that queued many payloads, or long ones, never stands in front of the others. A payload heavier than the
-batch's remaining weight waits for the next batch (it keeps its turn); one heavier than ``max_weight`` runs alone.
+batch's remaining weight waits for the next batch (it keeps its turn); one heavier than ``max_weight`` runs alone,
+and never right after another such batch while light payloads wait (a batch already running cannot be
+interrupted, so light payloads wait for at most one heavy batch at a time).
 """
 
 from __future__ import annotations
@@ -38,10 +40,15 @@ class _Job:
 class _FairQueue:
     """One FIFO queue per client and a ring of the clients that have something queued."""
 
-    def __init__(self):
+    def __init__(self, max_weight: float | None = None):
         self.queues: dict[Hashable, deque[_Job]] = {}
         self.ring: deque[Hashable] = deque()
         self.ready = asyncio.Event()
+        self.max_weight = max_weight
+        self.last_heavy = False  # the previous batch was one payload over max_weight
+
+    def heavy(self, job: _Job) -> bool:
+        return self.max_weight is not None and job.weight > self.max_weight
 
     def __len__(self) -> int:
         return sum(len(q) for q in self.queues.values())
@@ -56,7 +63,12 @@ class _FairQueue:
 
     def take(self, room: float | None) -> _Job | None:
         """The next client's oldest job that fits in ``room`` weight (None: any); that client goes to the back of
-        the ring. Clients whose job does not fit keep their place."""
+        the ring. Clients whose job does not fit keep their place. Right after a heavy batch, a light job goes
+        first when one is waiting."""
+        if room is None and self.last_heavy:
+            job = self.take(self.max_weight)
+            if job is not None:
+                return job
         idx = 0
         while idx < len(self.ring):
             client = self.ring[idx]
@@ -108,7 +120,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             self._loop = loop
-            self._queue = _FairQueue()
+            self._queue = _FairQueue(self.max_weight)
             self._task = loop.create_task(self._run(self._queue), name="laari-micro-batcher")
         return self._queue  # type: ignore[return-value]
 
@@ -140,6 +152,7 @@ class MicroBatcher:
             if first is not None:
                 batch.append(first)
         weight = batch[0].weight
+        queue.last_heavy = queue.heavy(batch[0])
         deadline = time.perf_counter() + self.wait
         while len(batch) < self.max_items:
             room = None if self.max_weight is None else self.max_weight - weight

@@ -106,6 +106,20 @@ def test_a_heavy_payload_runs_alone_and_light_ones_keep_batching():
     assert sorted(p for c in light_batches for p in c) == [f"l{i}" for i in range(5)]
 
 
+def test_light_requests_go_between_two_heavy_ones():
+    async def main():
+        b, calls, gate = _recording_batcher(max_items=8, wait_ms=5, max_weight=100)
+        jobs = [asyncio.ensure_future(b.submit("m", name, client=name, weight=1000)) for name in ("h1", "h2")]
+        jobs += [asyncio.ensure_future(b.submit("m", f"l{i}", client=f"c{i}", weight=30)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(*jobs)
+        await b.aclose()
+        return calls
+
+    assert asyncio.run(main()) == [["h1"], ["l0", "l1", "l2"], ["h2"]]  # by turns alone h2 would come second
+
+
 def test_a_cancelled_request_is_skipped():
     async def main():
         b, calls, gate = _recording_batcher(max_items=1, wait_ms=0)
