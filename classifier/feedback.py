@@ -47,6 +47,27 @@ class FeedbackStoreError(RuntimeError):
     """The feedback database cannot be opened or written; the message says which and why."""
 
 
+class FeedbackValueError(ValueError):
+    """A row that cannot be stored as it is (e.g. text that is not valid Unicode); ``field`` names the column."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_storable(values: dict) -> None:
+    """Every text of the row must encode as UTF-8 (a lone surrogate does not; SQLite would fail on it)."""
+    for column, value in values.items():
+        for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise FeedbackValueError(f"{column}: not valid Unicode (a lone surrogate at character {exc.start}); "
+                                         "nothing was stored", column) from exc
+
+
 def database_url(url_or_path: str | Path) -> str:
     """A SQLAlchemy URL from a URL or a plain file path (a path means a SQLite file)."""
     text = str(url_or_path).strip()
@@ -154,6 +175,7 @@ class FeedbackStore:
     def add(self, record: dict) -> dict:
         values = {c: record.get(c) for c in EXPORT_COLUMNS if c not in ("id", "created_at")}
         values["created_at"] = record.get("created_at") or _now()
+        check_storable(values)
         try:
             with self.engine.begin() as conn:
                 result = conn.execute(insert(feedback_table).values(**values))

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from . import config
-from .bundle import MANIFEST, BundleError, read_manifest
+from .bundle import MANIFEST, BundleError, read_manifest, sign_bundle
 
 CURRENT = "current"
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -67,6 +67,14 @@ class Registry:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(version + "\n")
         os.replace(tmp, self.root / CURRENT)
+        return path
+
+    def sign(self, version: str, key) -> Path:
+        """Write the signature of version ``version`` with ``key`` (see ``classifier.bundle``)."""
+        path = self.path(version)
+        if not (path / MANIFEST).exists():
+            raise BundleError(f"no model version {version!r} in {self.root}; known: {self.versions()}")
+        sign_bundle(path, key)
         return path
 
     def resolve(self, name: str | None) -> Path:

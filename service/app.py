@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier import __version__
 from classifier.predictor import Predictor
@@ -65,13 +67,19 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = _json_error(413, f"request body over the limit of {self.max_bytes} bytes")
+
+        async def refuse_too_large():
+            log.warning("rejected %s %s with 413: request body over the limit of %d bytes", scope["method"],
+                        scope.get("path", ""), self.max_bytes)
+            return await too_large(scope, receive, send)
+
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
                 return await _json_error(400, "invalid Content-Length header")(scope, receive, send)
             if size > self.max_bytes:
-                return await too_large(scope, receive, send)
+                return await refuse_too_large()
         chunks, total = [], 0
         while True:  # read the whole (bounded) body first, then hand it over in one piece
             message = await receive()
@@ -80,7 +88,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                return await too_large(scope, receive, send)
+                return await refuse_too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -169,11 +177,24 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.state.settings = settings
     app.state.service = service
 
+    def _rejected(request: Request, status: int, detail: str) -> None:
+        rid = request.scope.get("state", {}).get("request_id", "?")
+        log.warning("rejected %s %s with %d: %s [%s]", request.method, request.url.path, status, detail, rid)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
         errors = [{"field": exc.field, "message": exc.message, "type": type(exc).__name__}] if exc.field else None
         headers = {"Retry-After": "5"} if exc.status == 503 else None
+        if exc.retry_after is not None:
+            headers = {"Retry-After": str(exc.retry_after)}
+        _rejected(request, exc.status, exc.message)
         return _json_error(exc.status, exc.message, errors, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if 400 <= exc.status_code < 500 and exc.status_code != 404:  # 401, 403, 405, ...: who was refused what
+            _rejected(request, exc.status_code, str(exc.detail))
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -183,6 +204,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             e.pop("ctx", None)
         messages = describe_errors(errors)
         detail = "; ".join(messages[:3]) + (f" (and {len(messages) - 3} more)" if len(messages) > 3 else "")
+        _rejected(request, 422, detail)
         return _json_error(422, detail, field_errors(errors))
 
     @app.exception_handler(Exception)

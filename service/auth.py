@@ -74,6 +74,15 @@ def require(role: Role, *, open_setting: str | None = None):
     return dependency
 
 
+def client_id(request: Request, principal: Principal) -> str:
+    """Whom the per-client limits count: the API key (by fingerprint), else the client's address. (Behind a
+    reverse proxy every anonymous client has the proxy's address: send keys, or let the proxy limit.)"""
+    if principal.key_id:
+        return "key:" + principal.key_id
+    host = request.client.host if request.client else "unknown"
+    return "addr:" + host
+
+
 class KeyRedactingFilter(logging.Filter):
     """Replaces any configured API key in a log record's message and arguments by ***."""
 

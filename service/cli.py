@@ -26,7 +26,7 @@ def serve(
     from pydantic import ValidationError
     from rich.console import Console
 
-    from classifier.bundle import BundleError, read_manifest
+    from classifier.bundle import BundleError, read_manifest, verify_bundle, verify_signature
     from classifier.registry import Registry
 
     console = Console(stderr=True)
@@ -47,14 +47,18 @@ def serve(
     except ValidationError as exc:
         fail("invalid setting(s): " + "; ".join(f"LAARI_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
                                                  for e in exc.errors(include_input=False)))
-    try:  # fail fast on a missing model instead of serving 503s
+    try:  # fail fast on a missing (or, with a signing key, unsigned) model instead of serving 503s
         path = Registry(settings.registry_root()).resolve(settings.model)
         version = read_manifest(path).get("version", path.name)
+        if settings.model_signing_key is not None and settings.model_signing_key.get_secret_value():
+            verify_bundle(path)
+            verify_signature(path, settings.model_signing_key)
     except BundleError as exc:
         fail(str(exc))
     keys = {r.value: sum(1 for v in settings.api_keys.values() if v == r) for r in set(settings.api_keys.values())}
     console.print(f"serving model {version} on http://{host}:{port}/ (docs: /docs, readiness: /ready); "
-                  f"predict {'open' if settings.predict_open else 'needs a key'}; API keys: "
+                  f"predict {'open' if settings.predict_open else 'needs a key'}; "
+                  f"bundle signatures {'checked' if settings.model_signing_key else 'not checked'}; API keys: "
                   f"{keys or 'none (set LAARI_API_KEYS for feedback and admin)'}; "
                   f"feedback: {redact_url(settings.feedback_url)}", highlight=False)
     uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, reload=reload,

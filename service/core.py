@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from classifier.bundle import MANIFEST, BundleError, read_manifest
+from classifier.bundle import MANIFEST, BundleError, read_manifest, verify_signature
 from classifier.embedders import Embedder, EmbedderError
 from classifier.prediction import Prediction, ProjectInput
 from classifier.predictor import InputError, ModelMismatchError, Predictor
@@ -28,21 +28,24 @@ from classifier.text import content_hash, document_text, words
 from classifier.lexical import lemma_terms
 
 from .batching import MicroBatcher
-from classifier.feedback import FeedbackStore, FeedbackStoreError
+from .fairness import FairShare, RateLimited
+from classifier.feedback import FeedbackStore, FeedbackStoreError, FeedbackValueError
 from .pools import PoolStats, compute_pools
 from .settings import Settings
 
 log = logging.getLogger("laari.service")
+CHECK_TEXT = "Hankkeessa kehitetään työyhteisöjen työhyvinvointia ja esihenkilötyötä."
 
 
 # --------------------------------------------------------------------------- errors the routes turn into HTTP
 class ServiceError(Exception):
     status = 500
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
 
 class NotReady(ServiceError):
@@ -69,6 +72,10 @@ class Unavailable(ServiceError):
     status = 503
 
 
+class TooMany(ServiceError):
+    status = 429
+
+
 # --------------------------------------------------------------------------- the loaded model
 @dataclass(eq=False)
 class ModelHandle:
@@ -79,6 +86,12 @@ class ModelHandle:
     @property
     def version(self) -> str:
         return self.predictor.version
+
+    @property
+    def content_id(self) -> str:
+        """What the model is made of: the bundle hash (a bundle swapped under the same version name differs)."""
+        manifest = getattr(getattr(self.predictor, "bundle", None), "manifest", None) or {}
+        return manifest.get("bundle_hash") or f"{self.version}@{id(self.predictor)}"
 
 
 def text_sha256(title: str | None, description: str) -> str:
@@ -100,8 +113,9 @@ def highlights(doc: str, explanation: dict) -> dict:
 
 
 class PredictionCache:
-    """LRU of finished predictions keyed by model version, explain flag, id, title and description: a repeated
-    text is answered without the batcher (the embedding cache below the predictor covers the rest)."""
+    """LRU of finished predictions keyed by the model's content (bundle hash, not its version name), explain flag,
+    id, title and description: a repeated text is answered without the batcher (the embedding cache below the
+    predictor covers the rest)."""
 
     def __init__(self, items: int):
         self.items = items
@@ -110,9 +124,9 @@ class PredictionCache:
         self.misses = 0
 
     @staticmethod
-    def key(version: str, item: ProjectInput, explain: bool) -> str:
+    def key(model_id: str, item: ProjectInput, explain: bool) -> str:
         h = hashlib.sha256()
-        for part in (version, "1" if explain else "0", item.id or "", item.title or "", item.description):
+        for part in (model_id, "1" if explain else "0", item.id or "", item.title or "", item.description):
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x00")
         return h.hexdigest()
@@ -133,6 +147,11 @@ class PredictionCache:
         self._data.move_to_end(key)
         while len(self._data) > self.items:
             self._data.popitem(last=False)
+
+
+def _chars(item: ProjectInput) -> int:
+    """What the embedder reads for an item (its weight in the batcher and in the per-client limits)."""
+    return len(item.description) + len(item.title or "")
 
 
 def _process(handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list[dict | InputError]:
@@ -160,8 +179,11 @@ class LaariService:
         self.settings = settings
         self.registry = Registry(settings.registry_root())
         self._make_executors()
-        self.batcher = MicroBatcher(_process, self.executor, max_items=settings.batch_max_items,
-                                    wait_ms=settings.batch_wait_ms)
+        self.batcher = MicroBatcher(self._process, self.executor, max_items=settings.batch_max_items,
+                                    wait_ms=settings.batch_wait_ms, max_weight=settings.batch_max_chars)
+        self.fair = FairShare(requests_per_minute=settings.client_requests_per_minute,
+                              chars_per_minute=settings.client_chars_per_minute,
+                              queued_chars=settings.client_queued_chars)
         self._stopped = False
         self.cache = PredictionCache(settings.prediction_cache_items)
         self._handle: ModelHandle | None = None
@@ -195,11 +217,12 @@ class LaariService:
         self._handle = handle  # one assignment: requests that already hold the old handle finish on it
         self.status, self.error = "ready", None
 
-    def _load(self, model: str | None) -> ModelHandle:
-        """Load, verify and prepare a model (in the loader thread)."""
+    def _load(self, model: str | None, *, by_version: bool = False) -> ModelHandle:
+        """Load, verify and prepare a model (in the loader thread). ``by_version``: ``model`` must be a version
+        name in the registry (an admin's reload), never a folder elsewhere on disk."""
         name = model or self.settings.model
         try:
-            path = self.registry.resolve(name)
+            path = self.registry.path(model) if by_version and model else self.registry.resolve(name)
         except BundleError as exc:
             if name is None:
                 raise NotFound(str(exc)) from exc
@@ -208,10 +231,14 @@ class LaariService:
             raise NotFound(f"no model version {name!r} in {self.registry.root}; known: {self.registry.versions()}",
                            field="model")
         try:
+            key = self.settings.model_signing_key
+            if key is not None and key.get_secret_value():
+                verify_signature(path, key)
             manifest = read_manifest(path)
             embedder = self._embedders.get(manifest.get("embedder_id") or "")
             predictor = Predictor.load(path, registry=self.registry, embedder=embedder)
             predictor.warm_up()  # here, not in the first request: lemma dictionary, vocabulary tables
+            self._check_prediction(predictor, name)
         except ModelMismatchError as exc:
             raise Conflict(str(exc), field="model") from exc
         except EmbedderError as exc:
@@ -220,6 +247,16 @@ class LaariService:
         except BundleError as exc:
             raise Invalid(f"model {name or 'current'} cannot be loaded: {exc}", field="model") from exc
         return self._handle_for(predictor)
+
+    @staticmethod
+    def _check_prediction(predictor: Predictor, name: str | None) -> None:
+        """One prediction before the model is served: a bundle whose arrays do not fit its model (a shape that
+        passes every hash) fails here, not in a reviewer's request."""
+        try:
+            predictor.predict_one(CHECK_TEXT, explain=True)
+        except Exception as exc:
+            raise Invalid(f"model {name or 'current'} fails on a check prediction, so it is not served: "
+                          f"{type(exc).__name__}: {exc}", field="model") from exc
 
     def _make_executors(self) -> None:
         # one prediction thread: the embedding model already uses every core; loads never queue behind it
@@ -260,7 +297,7 @@ class LaariService:
 
         def load_and_swap() -> ModelHandle:
             with self._reload_lock:  # one reload at a time
-                handle = self._load(model)
+                handle = self._load(model, by_version=True)
                 self._install(handle)
                 return handle
 
@@ -282,17 +319,33 @@ class LaariService:
                 self._feedback = None
 
     # ------------------------------------------------------------------ prediction
+    def _process(self, handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list:
+        started = time.perf_counter()
+        out = _process(handle, payloads)
+        self.fair.observe(sum(_chars(item) for item, _ in payloads), time.perf_counter() - started)
+        return out
+
+    def admit(self, client: str) -> None:
+        """Count a request against the client's request rate (429 over it)."""
+        try:
+            self.fair.admit_request(client)
+        except RateLimited as exc:
+            raise TooMany(exc.message, retry_after=exc.retry_after) from exc
+
     def check_description(self, description: str, where: str = "description") -> None:
         limit = self.settings.max_description_chars
         if len(description) > limit:
             raise TooLarge(f"{where}: {len(description)} characters, the limit is {limit}", field=where)
 
-    async def predict(self, items: Sequence[ProjectInput], explain: bool = True) -> tuple[ModelHandle, list]:
-        """One result per item: a prediction dict, or the InputError for that item. All on one model."""
+    async def predict(self, items: Sequence[ProjectInput], explain: bool = True,
+                      client: str = "local") -> tuple[ModelHandle, list]:
+        """One result per item: a prediction dict, or the InputError for that item. All on one model. ``client``
+        (API key fingerprint or address) is what the per-client limits and the batcher's turns count by."""
+        self.admit(client)
         handle = self.handle
         results: list[Any] = [None] * len(items)
         todo: list[int] = []
-        keys = [self.cache.key(handle.version, it, explain) for it in items]
+        keys = [self.cache.key(handle.content_id, it, explain) for it in items]
         for i, k in enumerate(keys):
             hit = self.cache.get(k)
             if hit is not None:
@@ -301,10 +354,15 @@ class LaariService:
                 todo.append(i)
         if todo:
             payloads = [(items[i], explain) for i in todo]
-            if len(payloads) == 1:
-                out = [await self.batcher.submit(handle, payloads[0])]
-            else:
-                out = await self.batcher.submit_many(handle, payloads)
+            weights = [_chars(items[i]) for i in todo]
+            try:
+                with self.fair.reserve(client, sum(weights)):
+                    if len(payloads) == 1:
+                        out = [await self.batcher.submit(handle, payloads[0], client=client, weight=weights[0])]
+                    else:
+                        out = await self.batcher.submit_many(handle, payloads, client=client, weights=weights)
+            except RateLimited as exc:
+                raise TooMany(exc.message, retry_after=exc.retry_after) from exc
             for i, res in zip(todo, out):
                 results[i] = res
                 if isinstance(res, dict):
@@ -363,6 +421,8 @@ class LaariService:
         }
         try:
             return self.feedback.add(record)
+        except FeedbackValueError as exc:
+            raise Invalid(str(exc), field=exc.field) from exc
         except FeedbackStoreError as exc:
             raise Unavailable(str(exc)) from exc
 
@@ -371,7 +431,8 @@ class LaariService:
         h = self._handle
         return {"ready": h is not None, "status": self.status, "model_version": h.version if h else None,
                 "loaded_at": h.loaded_at.isoformat(timespec="seconds") if h else None, "error": self.error,
-                "batching": {**self.batcher.stats(), "cache_hits": self.cache.hits}}
+                "batching": {**self.batcher.stats(), "cache_hits": self.cache.hits},
+                "fairness": self.fair.stats()}
 
     def model_info(self) -> dict:
         h = self.handle

@@ -1,14 +1,20 @@
 """Text out of an uploaded file: plain text (UTF-8, or Windows-1252 as a fallback) and .docx (with the standard
-library's zipfile and XML parser: paragraphs, tabs and line breaks of word/document.xml)."""
+library's zipfile and XML parser: paragraphs, tabs and line breaks of word/document.xml). Every way a zip archive or
+its XML can be broken (bad CRC, sizes that lie, unsupported compression, encryption, truncation) is an
+``ExtractError`` saying what is wrong, never an unexpected exception."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from xml.etree import ElementTree
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MAX_DOCX_XML_BYTES = 20_000_000  # uncompressed document.xml: refuses zip bombs
+# what zipfile raises for a damaged or unusual archive (RuntimeError: encrypted; NotImplementedError: compression)
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+              NotImplementedError, KeyError, OverflowError)
 
 
 class ExtractError(ValueError):
@@ -18,8 +24,8 @@ class ExtractError(ValueError):
 def _docx_text(data: bytes) -> str:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise ExtractError("not a valid .docx file (not a zip archive)") from exc
+    except ZIP_ERRORS as exc:
+        raise ExtractError(f"not a valid .docx file (not a readable zip archive: {exc})") from exc
     with zf:
         try:
             info = zf.getinfo("word/document.xml")
@@ -28,12 +34,15 @@ def _docx_text(data: bytes) -> str:
         if info.file_size > MAX_DOCX_XML_BYTES:
             raise ExtractError(f"the document's text part is too large ({info.file_size} bytes uncompressed, the "
                                f"limit is {MAX_DOCX_XML_BYTES})")
-        xml = zf.read(info)
+        try:  # zipfile stops at the declared size, so a header that understates it cannot inflate past the limit
+            xml = zf.read(info)
+        except ZIP_ERRORS as exc:
+            raise ExtractError(f"the .docx is damaged: word/document.xml cannot be read ({exc})") from exc
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         raise ExtractError("the .docx contains a DTD, which Word never writes; refusing it")
     try:
         root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as exc:
+    except (ElementTree.ParseError, ValueError, RecursionError) as exc:
         raise ExtractError(f"the .docx text part is not valid XML: {exc}") from exc
     paragraphs = []
     for p in root.iter(W + "p"):

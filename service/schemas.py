@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from classifier.registry import VERSION_PATTERN
+
 EXAMPLE_TITLE = "Jaksava kotihoito"
 EXAMPLE_DESCRIPTION = (
     "Hankkeessa kehitetään kotihoidon työyhteisöjen työhyvinvointia ja vähennetään kiireen aiheuttamaa "
@@ -19,8 +21,32 @@ EXAMPLE_SHA = "3f1c2a9e8b7d6c5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
+def lone_surrogate(value: str) -> int | None:
+    """Index of the first lone surrogate (U+D800..U+DFFF: JSON's '\\ud800' escape parses to one) or None; such a
+    string is not valid Unicode and cannot be stored, encoded as UTF-8 or sent back."""
+    for i, ch in enumerate(value):
+        if "\ud800" <= ch <= "\udfff":
+            return i
+    return None
+
+
+def _valid_unicode(value: Any) -> Any:
+    for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+        if isinstance(text, str):
+            at = lone_surrogate(text)
+            if at is not None:
+                raise ValueError(f"contains a lone surrogate U+{ord(text[at]):04X} at character {at}, which is not "
+                                 "valid Unicode; send the text as UTF-8")
+    return value
+
+
 class Strict(BaseModel):
+    """Request bodies: unknown fields refused, and every string valid Unicode (a lone surrogate is refused with
+    the field's name)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    _unicode = field_validator("*")(_valid_unicode)
 
 
 # --------------------------------------------------------------------------- errors
@@ -201,6 +227,8 @@ class Ready(BaseModel):
     loaded_at: str | None = None
     error: str | None = None
     batching: dict[str, float] | None = None
+    fairness: dict[str, Any] | None = Field(None, description="Per-client sharing: clients seen, characters "
+                                                              "queued, requests refused (429) by limit.")
 
 
 class ModelInfo(BaseModel):
@@ -417,7 +445,16 @@ class FeedbackRecord(BaseModel):
 class ReloadRequest(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"model": "20260101-1a2b3c4d"}, {}]})
 
-    model: str | None = Field(None, max_length=500, description="Version name (default: the registry's current).")
+    model: str | None = Field(None, max_length=200, description="Version name in the models folder (default: the "
+                                                                "registry's current); never a path.")
+
+    @field_validator("model")
+    @classmethod
+    def _version_name(cls, value):
+        if value is not None and not VERSION_PATTERN.match(value):
+            raise ValueError("invalid model version name: expected the name of a version in the models folder "
+                             "(letters, digits, '.', '_', '-'; no path)")
+        return value
 
 
 class ReloadResponse(BaseModel):

@@ -9,8 +9,13 @@
 - ``LAARI_FEEDBACK_URL``: any SQLAlchemy URL or a file path; default a SQLite file ``feedback.sqlite`` in
   ``$LAARI_HOME`` when that is set, else in ``var/`` beside the models folder.
 - limits: ``LAARI_MAX_BODY_BYTES``, ``LAARI_MAX_DESCRIPTION_CHARS``, ``LAARI_MAX_BATCH_ITEMS``.
-- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``; ``LAARI_PREDICTION_CACHE_ITEMS``.
+- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``, ``LAARI_BATCH_MAX_CHARS``;
+  ``LAARI_PREDICTION_CACHE_ITEMS``.
 - ``LAARI_CORS_ORIGINS``: comma-separated origins allowed by CORS (empty: CORS off, the default).
+- ``LAARI_MODEL_SIGNING_KEY``: when set, only bundles signed with this key are served (``laari models sign``).
+- fair sharing, per client (its API key, else its address): ``LAARI_CLIENT_QUEUED_CHARS`` (fresh characters waiting
+  to be embedded), ``LAARI_CLIENT_CHARS_PER_MINUTE`` and ``LAARI_CLIENT_REQUESTS_PER_MINUTE``; over a limit: 429
+  with ``Retry-After``. 0 turns a limit off.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from classifier import config
@@ -59,9 +64,21 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(64, ge=1, description="Most items in one /v1/predict/batch request.")
     batch_max_items: int = Field(8, ge=1, description="Micro-batcher: most requests embedded together.")
     batch_wait_ms: float = Field(5.0, ge=0, description="Micro-batcher: how long to wait for more requests.")
+    batch_max_chars: int = Field(8_000, ge=0, description="Micro-batcher: most characters embedded together "
+                                                          "(a longer text runs alone); 0: no limit.")
     prediction_cache_items: int = Field(2048, ge=0, description="Predictions remembered for repeated texts.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                         description="Origins allowed by CORS; empty = off.")
+    model_signing_key: SecretStr | None = Field(
+        None, repr=False, description="HMAC key bundles must be signed with; unset: signatures are not checked.")
+    client_queued_chars: int = Field(
+        30_000, ge=0, description="Per client: most fresh characters (not yet embedded) waiting or being embedded; "
+                                  "a single request over it is taken only when the client has nothing waiting.")
+    client_chars_per_minute: int = Field(
+        30_000, ge=0, description="Per client: fresh characters per minute (a token bucket holding one minute's "
+                                  "worth; a request larger than that is taken when the bucket is full).")
+    client_requests_per_minute: int = Field(
+        600, ge=0, description="Per client: predict and extract requests per minute (bursts up to a tenth of it).")
     load_in_background: bool = Field(True, description="Load the model after the server starts listening, "
                                                        "so /health answers at once and /ready says when it is done.")
 
@@ -104,7 +121,8 @@ class Settings(BaseSettings):
     def __repr__(self) -> str:  # the keys never show, only how many there are
         from classifier.feedback import redact_url
 
-        fields = {k: v for k, v in self.__dict__.items() if k != "api_keys"}
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("api_keys", "model_signing_key")}
+        fields["model_signing_key"] = "<set>" if self.model_signing_key else None
         fields["feedback_url"] = redact_url(self.feedback_url) if "://" in self.feedback_url else self.feedback_url
         return f"Settings(api_keys=<{len(self.api_keys)} key(s)>, " + ", ".join(
             f"{k}={v!r}" for k, v in fields.items()) + ")"

@@ -281,6 +281,19 @@ def models_promote(version: str):
     out.print(f"current model: {version}")
 
 
+@models_app.command("sign")
+def models_sign(version: str = typer.Argument(..., help="Version to sign (its files are verified first).")):
+    """Sign VERSION with the key in LAARI_MODEL_SIGNING_KEY (HMAC-SHA256 of its manifest, in manifest.sig)."""
+    from classifier.bundle import signing_key
+    from classifier.registry import Registry
+
+    try:
+        Registry().sign(version, signing_key())
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"signed model {version}")
+
+
 # --------------------------------------------------------------------------- taxonomy
 @taxonomy_app.command("check")
 def taxonomy_check(path: Path):

@@ -1,17 +1,18 @@
 """Predictions: one project, a batch, and text extraction from an uploaded file."""
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from classifier.prediction import ProjectInput
 from classifier.predictor import InputError
 
-from ..auth import Principal, require
+from ..auth import Principal, client_id, require
 from ..core import Invalid, LaariService, TooLarge
 from ..errors import describe_errors
 from ..extract import ExtractError, extract_text
-from ..schemas import (BatchRequest, BatchResponse, ErrorResponse, ExtractedText, PredictionOut, PredictRequest)
+from ..schemas import (BatchRequest, BatchResponse, ErrorResponse, ExtractedText, PredictionOut, PredictRequest,
+                       lone_surrogate)
 from ..settings import Role
 from . import get_service
 
@@ -19,6 +20,8 @@ router = APIRouter(tags=["predict"], responses={
     401: {"model": ErrorResponse, "description": "API key missing or not recognised."},
     403: {"model": ErrorResponse, "description": "The key lacks the role."},
     413: {"model": ErrorResponse, "description": "Body, description or batch over the limit."},
+    429: {"model": ErrorResponse, "description": "Over this client's share (request rate or new text); see the "
+                                                 "Retry-After header."},
     422: {"model": ErrorResponse, "description": "Schema error; names the field."},
     503: {"model": ErrorResponse, "description": "No model loaded yet."},
 })
@@ -33,20 +36,21 @@ def _field_of(error: InputError) -> str:
 
 @router.post("/v1/predict", response_model=PredictionOut, response_model_exclude_unset=True,
              summary="Suggest a laari / Ehdota laaria")
-async def predict(body: PredictRequest, explain: bool = ExplainQuery,
-                  _: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
+async def predict(request: Request, body: PredictRequest, explain: bool = ExplainQuery,
+                  principal: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
     """The ranked laari suggestions with probabilities, the fit and its verdict, tags with scores and the
     explanation: the same fields as `laari predict --json`."""
     service.check_description(body.description)
-    _, (result,) = await service.predict([ProjectInput(body.description, body.title or "", body.id)], explain)
+    _, (result,) = await service.predict([ProjectInput(body.description, body.title or "", body.id)], explain,
+                                         client_id(request, principal))
     if isinstance(result, Exception):
         raise Invalid(str(result), field=_field_of(result))
     return result
 
 
 @router.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True, summary="Many projects / Monta hanketta")
-async def predict_batch(body: BatchRequest, explain: bool = ExplainQuery,
-                        _: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
+async def predict_batch(request: Request, body: BatchRequest, explain: bool = ExplainQuery,
+                        principal: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
     """Up to the configured number of items. An item that does not validate (or is too long) gets an error entry
     with the reason; the others are predicted. The whole request fails only when the envelope is wrong."""
     limit = service.settings.max_batch_items
@@ -57,6 +61,8 @@ async def predict_batch(body: BatchRequest, explain: bool = ExplainQuery,
     inputs: list[tuple[int, ProjectInput]] = []
     for i, raw in enumerate(body.items):
         rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        if rid is not None and lone_surrogate(rid) is not None:  # not echoed: it cannot be encoded as UTF-8
+            rid = None
         ids.append(rid)
         try:
             req = PredictRequest.model_validate(raw)
@@ -68,7 +74,12 @@ async def predict_batch(body: BatchRequest, explain: bool = ExplainQuery,
                          f"{service.settings.max_description_chars}")
             continue
         inputs.append((i, ProjectInput(req.description, req.title or "", req.id)))
-    handle, results = await service.predict([p for _, p in inputs], explain) if inputs else (service.handle, [])
+    client = client_id(request, principal)
+    if inputs:
+        handle, results = await service.predict([p for _, p in inputs], explain, client)
+    else:
+        service.admit(client)
+        handle, results = service.handle, []
     by_index = dict(zip((i for i, _ in inputs), results))
     out = []
     for i in range(len(body.items)):
@@ -84,9 +95,10 @@ async def predict_batch(body: BatchRequest, explain: bool = ExplainQuery,
 
 
 @router.post("/v1/extract", response_model=ExtractedText, summary="Text from a file / Teksti tiedostosta")
-async def extract(file: UploadFile = File(description="A .txt (UTF-8) or .docx file."),
-                  _: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
+async def extract(request: Request, file: UploadFile = File(description="A .txt (UTF-8) or .docx file."),
+                  principal: Principal = Depends(predict_access), service: LaariService = Depends(get_service)):
     """The text of an uploaded .txt or .docx file, for the reviewer page (nothing is stored)."""
+    service.admit(client_id(request, principal))
     data = await file.read()
     try:
         fmt, text, warnings = await run_in_threadpool(extract_text, file.filename or "", data)
