@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .explain import Reference
 from .model import LaariModel
 from .taxonomy import Taxonomy, taxonomy_from_dict
@@ -63,7 +64,7 @@ def _sha256(path: Path) -> str:
 
 
 def _dump_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
 
 
 def bundle_hash(files: dict[str, str]) -> str:
@@ -219,9 +220,7 @@ def manifest_signature(path: str | Path, key) -> str:
 
 
 def _write_signature(path: Path, key) -> None:
-    tmp = path / f".{SIGNATURE}.tmp"
-    tmp.write_text(manifest_signature(path, key) + "\n", encoding="utf-8")
-    os.replace(tmp, path / SIGNATURE)
+    atomic_write_text(path / SIGNATURE, manifest_signature(path, key) + "\n")
 
 
 def sign_bundle(path: str | Path, key) -> str:

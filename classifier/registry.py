@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from . import config
+from .atomic import atomic_write_text
 from .bundle import MANIFEST, BundleError, read_manifest, sign_bundle
 
 CURRENT = "current"
@@ -63,10 +62,7 @@ class Registry:
         if not (path / MANIFEST).exists():
             raise BundleError(f"no model version {version!r} in {self.root}; known: {self.versions()}")
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".current.", dir=self.root)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(version + "\n")
-        os.replace(tmp, self.root / CURRENT)
+        atomic_write_text(self.root / CURRENT, version + "\n")
         return path
 
     def sign(self, version: str, key) -> Path:
