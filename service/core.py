@@ -115,7 +115,7 @@ def highlights(doc: str, explanation: dict) -> dict:
 class PredictionCache:
     """LRU of finished predictions keyed by the model's content (bundle hash, not its version name), explain flag,
     id, title and description: a repeated text is answered without the batcher (the embedding cache below the
-    predictor covers the rest)."""
+    predictor covers the rest). The service's only prediction cache: it asks the predictor not to keep its own."""
 
     def __init__(self, items: int):
         self.items = items
@@ -162,7 +162,7 @@ def _process(handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]])
         if not idx:
             continue
         items = [payloads[i][0] for i in idx]
-        for i, item, res in zip(idx, items, handle.predictor.predict_many(items, explain=explain)):
+        for i, item, res in zip(idx, items, handle.predictor.predict_many(items, explain=explain, remember=False)):
             if isinstance(res, Exception):
                 results[i] = res
                 continue

@@ -124,6 +124,7 @@ def test_predict_repeated_text_is_cached(client):
     assert second == first
     assert svc.batcher.batches == batches  # answered without the model
     assert svc.cache.hits >= 1
+    assert not svc.handle.predictor._memo  # one cache: the predictor keeps no second copy of the service's answers
 
 
 def test_predict_without_explanation(client):
