@@ -312,10 +312,12 @@ class PoolMember(BaseModel):
 
 
 class NearestPool(BaseModel):
-    laari: str
-    centroid_similarity: float
-    separation: float = Field(description="Members' mean similarity to their own centroid minus to this one's "
-                                          "(larger = better separated).")
+    laari: str = Field(description="The pool whose members are on average most similar to this pool's members "
+                                   "(mean pairwise similarity of centred vectors, as in `laari report`).")
+    centroid_similarity: float = Field(description="Cosine similarity of the two pools' centroids.")
+    separation: float = Field(description="Within-pool mean pairwise similarity minus the mean similarity between "
+                                          "this pool's members and the nearest pool's (larger = better separated; "
+                                          "the same figure as `laari report`).")
 
 
 class PoolStatsOut(BaseModel):
