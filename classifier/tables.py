@@ -39,7 +39,8 @@ class DataError(ValueError):
 
 @dataclass
 class RowError:
-    """A row that cannot be read: ``kind`` is ``encoding`` (not UTF-8) or ``line`` (cannot be parsed)."""
+    """A row that cannot be read: ``kind`` is ``encoding`` (not UTF-8), ``line`` (cannot be parsed) or ``quote`` (a
+    quote left open swallowed the lines after it)."""
 
     row: int
     message: str
@@ -163,7 +164,14 @@ def iter_delimited(path: Path, fmt: str) -> Iterator[tuple[int, dict | None, Row
                     bad_lines[n] = exc.start
                     yield raw.decode("utf-8", "replace")
 
-    source = lines()
+    recent: dict[int, str] = {}  # the physical lines of the record being read, by file line number
+
+    def kept(lines_in: Iterator[str]) -> Iterator[str]:
+        for number, text in enumerate(lines_in, 1):
+            recent[number] = text
+            yield text
+
+    source = kept(lines())
     first = next(source, None)
     if first is None:
         return
@@ -194,6 +202,23 @@ def iter_delimited(path: Path, fmt: str) -> Iterator[tuple[int, dict | None, Row
             prev_line = end
             if not values:
                 continue
+            record_lines = [recent.pop(ln, "") for ln in range(start, end + 1)]
+            recent.clear()
+            swallowed = _swallowed_records(values[0], record_lines, len(names), layout["delimiter"]) \
+                if end > start else []
+            if swallowed:
+                n += 1
+                first_line = start + 1 + swallowed[0][0]
+                yield n, {k: v.split("\n", 1)[0] for k, v in zip(names, values) if k}, RowError(
+                    n, f"a quote opened on file line {start} is not closed: this record swallowed "
+                       f"{len(swallowed)} line(s) that read as records of their own (file lines {first_line}-{end}); "
+                       f"close the quote and run again", kind="quote")
+                for offset, parsed in swallowed:
+                    n += 1
+                    yield n, {k: v for k, v in zip(names, parsed) if k}, RowError(
+                        n, f"file line {start + 1 + offset} was swallowed by the quote left open on file line {start}",
+                        kind="quote")
+                continue
             n += 1
             rec = {k: v for k, v in zip(names, values) if k}
             bad = [ln for ln in range(start, end + 1) if ln in bad_lines]
@@ -210,6 +235,37 @@ def iter_delimited(path: Path, fmt: str) -> Iterator[tuple[int, dict | None, Row
                 yield n, rec, None
     finally:
         csv.field_size_limit(old_limit)
+
+
+def _shape(value: str) -> str:
+    """A value's outline: letters -> ``a``, digits -> ``9``, runs collapsed (``S20021`` -> ``a9``)."""
+    out = []
+    for ch in value.strip():
+        c = "a" if ch.isalpha() else "9" if ch.isdigit() else ch
+        if not out or out[-1] != c:
+            out.append(c)
+    return "".join(out)
+
+
+def _swallowed_records(first_value: str, record_lines: list[str], width: int,
+                       delimiter: str) -> list[tuple[int, list[str]]]:
+    """The physical lines after the first of a multi-line record that read as whole records of their own: each
+    parses into exactly ``width`` fields and begins with a value of the same outline as the record's own first
+    value (an id). What a quote left open produces; prose paragraphs inside a description do not look like that.
+    Returns ``(line offset after the record's first line, fields)`` for each."""
+    key = _shape(first_value)
+    if not key or "9" not in key:  # no id-like first value to compare with
+        return []
+    found = []
+    for offset, line in enumerate(record_lines[1:]):
+        line = line.rstrip("\r\n")
+        try:
+            parsed = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if len(parsed) == width and _shape(parsed[0]) == key:
+            found.append((offset, parsed))
+    return found
 
 
 def _not_a(path: Path, what: str, exc: Exception) -> DataError:

@@ -446,3 +446,32 @@ def test_encoding_detection():
     # a UTF-8 file with one bad line stays UTF-8, so that the bad line is reported on its own
     assert detect_encoding("työ\n".encode("utf-8") + b"ty\xf6\n") == "utf-8"
     assert detect_encoding("abc työ".encode("utf-8")[:-1]) == "utf-8"  # a sample that cuts a character
+
+
+def test_a_quote_left_open_gives_error_rows_not_fewer_rows(tmp_path, predictor, rows40):
+    """20 records, one with a quote that is never closed: 20 output rows; the broken record and the records it
+    swallowed are error rows naming the file lines; the rest are classified."""
+    good = list({r["id"]: r for r in rows40 if r["id"] and r["description"].strip()}.values())[:20]
+    lines = ["id,title,description"]
+    for i, r in enumerate(good):
+        description = r["description"].replace('"', "").replace("\n", " ")
+        title = '"Avoin lainaus' if i == 5 else "Otsikko"  # the quote opened here closes nowhere ...
+        lines.append(f'{r["id"]},{title},"{description}"' if i != 5 else f'{r["id"]},{title},{description}')
+    (tmp_path / "broken.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run(tmp_path / "broken.csv", tmp_path / "out.jsonl", predictor)
+    out = list(iter_output(tmp_path / "out.jsonl"))
+    assert len(out) == 20
+    errors = [r for r in out if r["error"]]
+    assert errors and "not closed" in errors[0]["error"] and "file line 7" in errors[0]["error"]
+    assert all("quote" in r["error"] for r in errors)
+    assert [r["id"] for r in out] == [r["id"] for r in good]
+
+
+def test_paragraphs_inside_a_quoted_description_are_not_mistaken_for_records(tmp_path):
+    from classifier.tables import iter_rows
+
+    p = tmp_path / "ok.csv"
+    p.write_text('id,title,description\nS20001,Eka,"Ensimmäinen kappale, jossa pilkku.\n\nToinen kappale, 2020, '
+                 'ja kolmas rivi"\nS20002,Toka,Kuvaus\n', encoding="utf-8")
+    rows = list(iter_rows(p))
+    assert [(n, rec["id"], err) for n, rec, err in rows] == [(1, "S20001", None), (2, "S20002", None)]
