@@ -11,6 +11,14 @@ cross-validation on the training data (0 = lexical only, 1 = embedding only), th
 - Tagger: one sigmoid per tag, per-tag thresholds tuned on out-of-fold scores of the training split only.
 - Fit reference: each laari's centroid in embedding space and the sorted similarities of its training members, so
   a new project's similarity becomes a percentile among that laari's members.
+
+Why the out-of-fold scores, the temperature and the thresholds are computed here rather than by scikit-learn's
+``cross_val_predict``, ``CalibratedClassifierCV`` and ``TunedThresholdClassifierCV``: the folds split only the
+selected (register) rows while every other row stays on the training side of each fold, and the folds are repeated
+with averaged scores (``cross_val_predict`` needs one partition of all rows); the temperature and the out-of-theme
+threshold are fitted on the *mix* of two channels' probabilities, not on one estimator's; and the threshold search
+is over a multiclass decision (out of theme above a threshold, else the best laari), where the tuned-threshold
+estimator is binary only.
 """
 
 from __future__ import annotations
