@@ -173,3 +173,12 @@ def test_onnx_engine_counts_and_chunks_tokens_as_torch_does(engines):
     assert onnx_engine.chunk(long_text, "passage: ") == torch_engine.chunk(long_text, "passage: ")
     a, b = onnx_engine.encode([long_text]), torch_engine.encode([long_text])
     assert float(a[0] @ b[0]) >= MIN_COSINE["int8"]
+
+
+@pytest.mark.slow
+def test_an_int8_vector_does_not_depend_on_the_texts_beside_it(engines):
+    """The cache keys a vector by its text alone, so the batch it was embedded in must not change it."""
+    _, onnx_engine = engines
+    together = onnx_engine.encode(SENTENCES)
+    alone = np.stack([onnx_engine.encode([s])[0] for s in SENTENCES])
+    np.testing.assert_array_equal(together, alone)

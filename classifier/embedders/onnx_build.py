@@ -1,6 +1,7 @@
 """Build the ONNX form of a sentence-transformers folder (the rebuilt e5 model): export the transformer with mean
-pooling by ``torch.onnx.export``, quantise its weights to int8 with ``onnxruntime.quantization.quantize_dynamic``,
-and write a folder with the model, the tokenizer and a marker (``laari_onnx.json``) recording the source model's
+pooling by ``torch.onnx.export`` (eager attention, a pattern ONNX Runtime's transformer optimizer fuses into its
+Attention, SkipLayerNormalization and BiasGelu kernels), fuse, quantise the weights to int8 with
+``onnxruntime.quantization.quantize_dynamic``, and write a folder with the model, the tokenizer and a marker (``laari_onnx.json``) recording the source model's
 id, the prefixes, the token budget and the sha256 of the model file.
 
 How it is checked: the export and the quantisation are deterministic for given versions of torch, onnx and
@@ -22,7 +23,7 @@ import numpy as np
 from .. import config
 from .sentence_transformer import EmbedderError, _read_prefixes, folder_id
 
-ONNX_FORMAT = 1  # bump when the folder changes shape
+ONNX_FORMAT = 2  # bump when the folder changes shape (2: fused kernels)
 MARKER = "laari_onnx.json"
 MODEL_FILE = "model.onnx"
 OPSET = 17
@@ -82,7 +83,7 @@ def _pooled_module(source: Path):
         if (source / "1_Pooling" / "config.json").exists() else {}
     if pooling.get("pooling_mode", "mean" if pooling.get("pooling_mode_mean_tokens") else None) != "mean":
         raise EmbedderError(f"{source}: only mean pooling is exported to ONNX (found {pooling or 'none'})")
-    encoder = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+    encoder = AutoModel.from_pretrained(str(source), local_files_only=True, attn_implementation="eager").eval()
 
     class MeanPooled(torch.nn.Module):
         def __init__(self, encoder):
@@ -94,20 +95,23 @@ def _pooled_module(source: Path):
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
-    return MeanPooled(encoder), int(encoder.config.hidden_size), int(encoder.config.pad_token_id or 0)
+    return MeanPooled(encoder), encoder.config
 
 
 def build(source: Path, target: Path | None = None, quantisation: str = "int8") -> Path:
     """Export ``source`` (a sentence-transformers folder) to ONNX at ``target`` (atomically)."""
+    import onnx
     import onnxruntime
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
     if quantisation not in QUANTISATIONS:
         raise ValueError(f"quantisation is one of {QUANTISATIONS}, not {quantisation!r}")
     source = Path(source)
     target = Path(target) if target else onnx_dir(source, quantisation)
-    module, dim, pad_id = _pooled_module(source)
+    module, model_config = _pooled_module(source)
+    dim, heads, pad_id = model_config.hidden_size, model_config.num_attention_heads, model_config.pad_token_id or 0
     rebuild_meta = json.loads((source / "laari_rebuild.json").read_text()) \
         if (source / "laari_rebuild.json").exists() else {}
     st_config = json.loads((source / "sentence_bert_config.json").read_text()) \
@@ -126,10 +130,14 @@ def build(source: Path, target: Path | None = None, quantisation: str = "int8") 
             torch.onnx.export(module, (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
                               output_names=["embedding"], opset_version=OPSET, dynamo=False,
                               dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}})
-        if quantisation == "int8":
-            quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8)
+        fused = work / "fused.onnx"
+        optimize_model(str(fp32), model_type="bert", num_heads=heads, hidden_size=dim, opt_level=1) \
+            .save_model_to_file(str(fused))
+        if quantisation == "int8":  # the fused kernels' outputs have no inferred type: they are float
+            quantize_dynamic(str(fused), str(out / MODEL_FILE), weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         else:
-            os.replace(fp32, out / MODEL_FILE)
+            os.replace(fused, out / MODEL_FILE)
         shutil.copyfile(source / "tokenizer.json", out / "tokenizer.json")
         (out / MARKER).write_text(json.dumps({
             "format": ONNX_FORMAT,
@@ -140,7 +148,8 @@ def build(source: Path, target: Path | None = None, quantisation: str = "int8") 
             "dim": dim,
             "pad_id": pad_id,
             "sha256": file_sha256(out / MODEL_FILE),
-            "built_with": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET},
+            "built_with": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
+                           "opset": OPSET},
         }, indent=2))
         if target.exists():
             old = target.with_name(target.name + ".old")

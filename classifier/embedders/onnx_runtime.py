@@ -1,7 +1,11 @@
 """The ONNX engine: the ONNX build of the model (``onnx_build``) run by ONNX Runtime, tokenised by the
 ``tokenizers`` library from the same tokenizer file. Prefixes, chunking and pooling of chunks are the shared ones
 (``chunking``); inside a chunk the graph does the torch engine's mean pooling, and the vectors are normalised here.
-OpenVINO can run the same file (``runtime="openvino"``, if it is installed); the benchmark compares them."""
+
+An int8 build quantises activations per call (``DynamicQuantizeLinear`` takes one scale over the whole input, batch
+and padding included), so a text's vector would depend on the texts batched with it (up to 0.013 per component,
+measured); it is therefore run one piece per call, which makes each vector a function of its text alone (what the
+cache assumes). An fp32 build runs in batches of texts of similar length."""
 
 from __future__ import annotations
 
@@ -16,24 +20,17 @@ from .chunking import ChunkingEmbedder
 from .onnx_build import MODEL_FILE, check_model_file, read_marker
 from .sentence_transformer import EmbedderError
 
-RUNTIMES = ("onnxruntime", "openvino")
-
-
 class OnnxEmbedder(ChunkingEmbedder):
     """An ONNX build folder on the CPU; the model file is hash-checked and loaded on first use."""
 
-    def __init__(self, folder: str | Path, *, batch_size: int = 16, runtime: str = "onnxruntime",
-                 threads: int | None = None):
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime is one of {RUNTIMES}, not {runtime!r}")
+    def __init__(self, folder: str | Path, *, threads: int | None = None):
         self.folder = Path(folder)
         self.meta = read_marker(self.folder)
         self.prefixes = dict(self.meta.get("prefixes") or {})
         self.quantisation = self.meta["quantisation"]
         self.id = backend_id(self.meta["source_id"], ONNX, self.quantisation)
         self.dim = int(self.meta["dim"])
-        self.batch_size = batch_size
-        self.runtime = runtime
+        self.batch_size = 1 if self.quantisation == "int8" else 16
         self.threads = threads
         self._max_tokens = int(self.meta["max_tokens"])
         self._pad_id = int(self.meta.get("pad_id", 0))
@@ -78,16 +75,6 @@ class OnnxEmbedder(ChunkingEmbedder):
     def _load(self):
         path = str(self.folder / MODEL_FILE)
         try:
-            if self.runtime == "openvino":
-                import openvino as ov
-
-                cfg = {"INFERENCE_NUM_THREADS": self.threads} if self.threads else {}
-                compiled = ov.Core().compile_model(path, "CPU", cfg)
-                output = compiled.output(0)
-
-                def run(ids, mask):
-                    return compiled({"input_ids": ids, "attention_mask": mask})[output]
-                return run
             import onnxruntime as ort
 
             options = ort.SessionOptions()
@@ -100,9 +87,9 @@ class OnnxEmbedder(ChunkingEmbedder):
                 return session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
             return run
         except ImportError as exc:
-            raise EmbedderError(f"the {self.runtime} package is not installed: {exc}") from exc
-        except Exception as exc:  # the runtimes raise their own types for a file they cannot read
-            raise EmbedderError(f"{path}: {self.runtime} cannot load it ({exc}); run `laari setup` to rebuild it") \
+            raise EmbedderError(f"the onnxruntime package is not installed: {exc}") from exc
+        except Exception as exc:  # onnxruntime raises its own types for a file it cannot read
+            raise EmbedderError(f"{path}: onnxruntime cannot load it ({exc}); run `laari setup` to rebuild it") \
                 from exc
 
     def encode_pieces(self, pieces: list[str], *, progress: bool = False) -> np.ndarray:
