@@ -55,9 +55,9 @@ def make_embedders(names: list[str]):
         if name == "torch":
             out[name] = SentenceTransformerEmbedder(source, device="cpu")
         elif name == "onnx-int8":
-            out[name] = OnnxEmbedder(ensure_onnx_model(source, "int8", build_if_missing=False))
+            out[name] = OnnxEmbedder(ensure_onnx_model(source, "int8"))
         elif name == "onnx-fp32":
-            out[name] = OnnxEmbedder(ensure_onnx_model(source, "fp32", build_if_missing=False))
+            out[name] = OnnxEmbedder(ensure_onnx_model(source, "fp32"))  # built here on first use
         else:
             raise SystemExit(f"unknown backend {name}")
     return out

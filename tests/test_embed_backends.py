@@ -182,3 +182,25 @@ def test_an_int8_vector_does_not_depend_on_the_texts_beside_it(engines):
     together = onnx_engine.encode(SENTENCES)
     alone = np.stack([onnx_engine.encode([s])[0] for s in SENTENCES])
     np.testing.assert_array_equal(together, alone)
+
+
+def test_setup_rebuilds_a_damaged_build_and_keeps_a_sound_one(monkeypatch, tmp_path):
+    from classifier.embedders import onnx_build
+    from classifier.embedders.sentence_transformer import folder_id
+
+    monkeypatch.setenv("LAARI_HOME", str(tmp_path / "home"))
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "config.json").write_text("{}")
+    folder = onnx_build.onnx_dir(source, "int8")
+    _fake_build(folder)
+    meta = json.loads((folder / MARKER).read_text())
+    (folder / MARKER).write_text(json.dumps(dict(meta, source_id=folder_id(source))))
+    built = []
+    monkeypatch.setattr(onnx_build, "build", lambda src, target, q: built.append(target))
+    assert ensure_onnx_model(source) == folder and built == []  # sound: kept
+    with open(folder / MODEL_FILE, "ab") as f:
+        f.write(b"\0")
+    assert ensure_onnx_model(source, build_if_missing=False) == folder and built == []  # loading checks it later
+    ensure_onnx_model(source)
+    assert built == [folder]  # setup: rebuilt

@@ -30,11 +30,12 @@ def ensure_default_model(rebuild_if_missing: bool = True) -> Path:
 
 
 def ensure_onnx_model(source: Path, quantisation: str = ONNX_QUANTISATION, *, build_if_missing: bool = True) -> Path:
-    """The ONNX build of the model folder ``source``, built on request (``laari setup`` does it)."""
+    """The ONNX build of the model folder ``source``; with ``build_if_missing`` (``laari setup``), built when it is
+    missing, stale or damaged."""
     from .onnx_build import build, is_built, onnx_dir
 
     folder = onnx_dir(source, quantisation)
-    if not is_built(folder, source):
+    if not is_built(folder, source, check_file=build_if_missing):
         if not build_if_missing:
             raise EmbedderError(f"the ONNX embedding model is not built ({folder}); run `laari setup`")
         build(source, folder, quantisation)

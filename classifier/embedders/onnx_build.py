@@ -162,11 +162,14 @@ def build(source: Path, target: Path | None = None, quantisation: str = "int8") 
     return target
 
 
-def is_built(folder: Path, source: Path) -> bool:
-    """The folder holds a build of this format from exactly this source (the model file's hash is checked on
-    load)."""
+def is_built(folder: Path, source: Path, *, check_file: bool = False) -> bool:
+    """The folder holds a build of this format from exactly this source; with ``check_file``, one whose model file
+    still has its recorded hash (otherwise that is checked when the model is loaded)."""
     try:
-        return read_marker(folder).get("source_id") == folder_id(Path(source))
+        meta = read_marker(folder)
+        if check_file:
+            check_model_file(folder, meta)
+        return meta.get("source_id") == folder_id(Path(source))
     except EmbedderError:
         return False
 
