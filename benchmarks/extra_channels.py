@@ -12,6 +12,10 @@ register-derived rows, as ``laari train`` does) and takes its out-of-fold verdic
   projects under the same objective among the training-side register rows (smoothed towards the overall share),
   applied to the out-of-theme vs in-theme odds with strength beta (the laarit's relative shares unchanged).
 
+- **two stages**: the out-of-theme probability as the router gives it, and the laari among the five from a second
+  router trained on in-theme rows only (same channels, C and mix as the default), also scored on the register
+  held-out split.
+
 Reports macro-F1 and out-of-theme F1 at the model's own threshold; a source would replace nothing unless it is
 ahead by more than 0.01 (the rule in BENCHMARKS.md). Writes ``benchmarks/results/extra_channels.json``.
 """
@@ -113,6 +117,49 @@ def main() -> None:
                 results["nearest_neighbours"][name] = score((1 - g) * P + g * K)
     for beta in (0.25, 0.5, 1.0):
         results["objective"][f"strength {beta}"] = score(objective(beta))
+
+    # two stages: in-theme heads on in-theme rows, the same folds, channels, C and mix as the default
+    from classifier.heads import fit_softmax
+
+    feats = model._channels(Documents(docs, E, [normalize(t or "") for t in data.titles]), router_only=True)
+    X_lex = feats["lexical"].X
+    X_emb = feats["embedding"]
+    g = model.router_weight
+    in_theme = y_all != out
+
+    def inner_heads(rows):
+        return (fit_softmax(X_emb[rows], np.asarray(data.laari)[rows], model.laari_ids, model.chosen_C["embedding"],
+                            model.config.seed),
+                fit_softmax(X_lex[rows], np.asarray(data.laari)[rows], model.laari_ids, model.chosen_C["lexical"],
+                            model.config.seed))
+
+    def inner_proba(heads, emb, lex):
+        return g * heads[0].proba(emb) + (1 - g) * heads[1].proba(lex)
+
+    def two_stage(P_router, P_inner):
+        return np.hstack([(1 - P_router[:, out:]) * P_inner, P_router[:, out:]])
+
+    inner = np.zeros((len(idx), out))
+    for test in test_folds:
+        train = np.setdiff1d(np.arange(len(data)), idx[test])
+        heads = inner_heads(train[in_theme[train]])
+        inner[test] += inner_proba(heads, X_emb[idx[test]], X_lex[idx[test]])
+    inner /= inner.sum(axis=1, keepdims=True)
+    results["two_stages"] = {"cv": score(two_stage(P, inner))}
+    held = load_labelled(pipeline.REGISTER_HELDOUT, tax)
+    held_docs = [document_text(t, d) for t, d in zip(held.titles, held.descriptions)]
+    held_E = load_embedder().encode(held_docs, TextKind.PASSAGE)
+    hd = Documents(held_docs, held_E, [normalize(t or "") for t in held.titles])
+    hf = model._channels(hd, router_only=True)
+    P_held = model.predict_proba(hd)
+    heads = inner_heads(np.flatnonzero(in_theme))
+    y_held = np.array([verdicts.index(v) for v in held.laari])
+    for name, Q in (("default", P_held),
+                    ("two stages", two_stage(P_held, inner_proba(heads, hf["embedding"], hf["lexical"].X)))):
+        d = np.where(Q[:, out] >= model.out_threshold, out, Q[:, :out].argmax(1))
+        results["two_stages"][f"register held-out, {name}"] = {
+            "macro_f1": round(float(f1_score(y_held, d, labels=sorted(set(y_held)), average="macro")), 4),
+            "out_of_theme_f1": round(float(f1_score(y_held == out, d == out)), 4)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2, ensure_ascii=False))
