@@ -149,6 +149,11 @@ class Predictor:
             while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
 
+    def document(self, item: ProjectInput) -> str:
+        """The text the model reads for an item (title and description, normalised), or InputError saying why
+        the item is refused."""
+        return self._document(item)
+
     # ------------------------------------------------------------------ internals
     def _document(self, item: ProjectInput) -> str:
         if not isinstance(item.description, str):

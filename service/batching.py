@@ -12,6 +12,11 @@ a client that queued many payloads, or long ones, never stands in front of the o
 batch's remaining weight waits for the next batch (it keeps its turn); one heavier than ``max_weight`` runs alone,
 and never right after another such batch while light payloads wait (a batch already running cannot be
 interrupted, so light payloads wait for at most one heavy batch at a time).
+
+Long payloads in steps: with ``prepare(key, payload)`` given, a heavy payload is first prepared in steps (an
+iterator whose every ``next`` is one short piece of work in the executor, e.g. embedding two chunks of a long text
+into the cache); between the steps, light payloads that are waiting run as batches of their own. So a light
+request waits for at most one step, not for a whole long text.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 log = logging.getLogger("laari.service.batching")
 
@@ -96,8 +101,11 @@ class _FairQueue:
 
 class MicroBatcher:
     def __init__(self, process: Callable[[Any, Sequence[Any]], Sequence[Any]], executor: Executor, *,
-                 max_items: int = 8, wait_ms: float = 5.0, max_weight: float = 0):
+                 max_items: int = 8, wait_ms: float = 5.0, max_weight: float = 0,
+                 prepare: Callable[[Any, Any], Iterator[Any] | None] | None = None):
         self.process = process
+        self.prepare = prepare
+        self.steps = 0  # preparation steps run for heavy payloads
         self.executor = executor
         self.max_items = max(1, int(max_items))
         self.wait = max(0.0, float(wait_ms)) / 1000.0
@@ -175,40 +183,87 @@ class MicroBatcher:
             queue.ready.set()
         return batch
 
-    async def _run(self, queue: _FairQueue) -> None:
+    def _waiting_light(self, queue: _FairQueue) -> list[_Job]:
+        """The light payloads queued right now, as one batch (round-robin, within the weight budget)."""
+        batch: list[_Job] = []
+        weight = 0.0
+        while len(batch) < self.max_items and self.max_weight is not None and weight < self.max_weight:
+            job = queue.take(self.max_weight - weight)
+            if job is None:
+                break
+            batch.append(job)
+            weight += job.weight
+        if len(queue):
+            queue.ready.set()
+        return batch
+
+    async def _prepare_in_steps(self, queue: _FairQueue, job: _Job) -> None:
+        """Run ``prepare`` for a heavy payload one step at a time, with the waiting light payloads in between."""
         loop = asyncio.get_running_loop()
+        try:
+            steps = self.prepare(job.key, job.payload)
+        except Exception:  # preparing is an optimisation: the payload is processed as it is
+            log.exception("preparing a heavy payload failed")
+            return
+        if steps is None:
+            return
+        done = object()
+        while not job.future.done():
+            started = time.perf_counter()
+            try:
+                step = await loop.run_in_executor(self.executor, next, steps, done)
+            except Exception:
+                log.exception("a preparation step failed")
+                return
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+            if step is done:
+                return
+            self.steps += 1
+            light = self._waiting_light(queue)
+            if light:
+                await self._run_batch(light)
+
+    async def _run(self, queue: _FairQueue) -> None:
         while True:
             batch = await self._collect(queue)
             batch = [job for job in batch if not job.future.done()]  # a cancelled request needs no work
-            groups: dict[Hashable, list[_Job]] = {}
-            for job in batch:
-                groups.setdefault(job.key, []).append(job)
-            for key, jobs in groups.items():
-                started = time.perf_counter()
-                try:
-                    results = await loop.run_in_executor(self.executor, self.process, key,
-                                                         [j.payload for j in jobs])
-                    if len(results) != len(jobs):
-                        raise RuntimeError(f"batch processor returned {len(results)} results for {len(jobs)} items")
-                except asyncio.CancelledError:
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.cancel()
-                    raise
-                except Exception as exc:  # one failing batch fails its own requests, never the collector
-                    log.exception("batch of %d failed", len(jobs))
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
-                    continue
-                finally:
-                    self.busy_seconds += time.perf_counter() - started
-                self.batches += 1
-                self.items += len(jobs)
-                self.largest = max(self.largest, len(jobs))
-                for job, result in zip(jobs, results):
+            if self.prepare is not None and len(batch) == 1 and queue.heavy(batch[0]):
+                await self._prepare_in_steps(queue, batch[0])
+            await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        batch = [job for job in batch if not job.future.done()]
+        groups: dict[Hashable, list[_Job]] = {}
+        for job in batch:
+            groups.setdefault(job.key, []).append(job)
+        for key, jobs in groups.items():
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self.executor, self.process, key,
+                                                     [j.payload for j in jobs])
+                if len(results) != len(jobs):
+                    raise RuntimeError(f"batch processor returned {len(results)} results for {len(jobs)} items")
+            except asyncio.CancelledError:
+                for job in jobs:
                     if not job.future.done():
-                        job.future.set_result(result)
+                        job.future.cancel()
+                raise
+            except Exception as exc:  # one failing batch fails its own requests, never the collector
+                log.exception("batch of %d failed", len(jobs))
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+            self.batches += 1
+            self.items += len(jobs)
+            self.largest = max(self.largest, len(jobs))
+            for job, result in zip(jobs, results):
+                if not job.future.done():
+                    job.future.set_result(result)
 
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from classifier.bundle import MANIFEST, BundleError, read_manifest, verify_signature
-from classifier.embedders import Embedder, EmbedderError
+from classifier.embedders import Embedder, EmbedderError, TextKind
 from classifier.prediction import Prediction, ProjectInput
 from classifier.predictor import InputError, ModelMismatchError, Predictor
 from classifier.registry import Registry
@@ -154,6 +154,20 @@ def _chars(item: ProjectInput) -> int:
     return len(item.description) + len(item.title or "")
 
 
+def _prepare(handle: ModelHandle, payload: tuple[ProjectInput, bool]):
+    """Steps that embed a long text a few chunks at a time into the embedding cache (None: nothing to do, e.g. the
+    cache is off or the text will be refused), so that the micro-batcher can serve short requests in between."""
+    predictor = handle.predictor
+    steps = getattr(predictor.embedder, "encode_steps", None)
+    if steps is None or not hasattr(predictor.embedder, "cache"):
+        return None
+    try:
+        doc = predictor.document(payload[0])
+    except InputError:
+        return None
+    return steps(doc, TextKind.PASSAGE)
+
+
 def _process(handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list[dict | InputError]:
     """Runs in the prediction thread: one predict_many per explain flag, then the HTTP extras per result."""
     results: list[Any] = [None] * len(payloads)
@@ -180,7 +194,8 @@ class LaariService:
         self.registry = Registry(settings.registry_root())
         self._make_executors()
         self.batcher = MicroBatcher(self._process, self.executor, max_items=settings.batch_max_items,
-                                    wait_ms=settings.batch_wait_ms, max_weight=settings.batch_max_chars)
+                                    wait_ms=settings.batch_wait_ms, max_weight=settings.batch_max_chars,
+                                    prepare=_prepare)
         self.fair = FairShare(requests_per_minute=settings.client_requests_per_minute,
                               chars_per_minute=settings.client_chars_per_minute,
                               queued_chars=settings.client_queued_chars)

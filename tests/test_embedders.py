@@ -138,3 +138,32 @@ def test_any_mix_of_junk_one_and_many_chunk_texts_gives_each_text_its_alone_vect
         np.testing.assert_allclose(together, alone, atol=1e-6)
 
     check()
+
+
+@pytest.mark.slow
+def test_a_long_text_embedded_in_steps_equals_the_one_call_and_lands_in_the_cache(tmp_path):
+    from classifier.embedders.cache import CachedEmbedder, EmbeddingCache
+    from classifier.embedders.sentence_transformer import SentenceTransformerEmbedder
+
+    inner = SentenceTransformerEmbedder(ensure_default_model())
+    inner._model = _FakeSentenceTransformer(inner.tokenizer)
+    text = "Hankkeessa kehitetään työterveyshuollon ja esihenkilöiden yhteistyötä. " * 160
+    chunks = inner.chunk(text, inner.prefixes["passage"])
+    assert len(chunks) >= 3
+    steps = inner.encode_steps(text, pieces_per_step=2)
+    yields = 0
+    while True:
+        try:
+            next(steps)
+            yields += 1
+        except StopIteration as stop:
+            vector = stop.value
+            break
+    assert yields == (len(chunks) + 1) // 2 - 1  # one pause between every two chunks
+    np.testing.assert_allclose(vector, inner.encode([text])[0], atol=1e-6)
+
+    cached = CachedEmbedder(inner, EmbeddingCache(tmp_path / "cache.sqlite"))
+    list(cached.encode_steps(text))
+    inner._model = None  # from now on the model must not be needed for this text
+    np.testing.assert_allclose(cached.encode([text])[0], vector, atol=1e-6)
+    assert list(cached.encode_steps(text)) == []  # already cached: nothing to do

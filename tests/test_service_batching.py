@@ -80,6 +80,60 @@ def test_batches_are_grouped_by_key_and_errors_stay_in_their_batch():
     assert after == "a:5"
 
 
+def test_light_requests_run_between_the_preparation_steps_of_a_heavy_one():
+    """A heavy payload is prepared in steps; a light payload that arrives meanwhile is answered before the heavy
+    one's preparation is over, not after it."""
+    events = []
+
+    def prepare(key, payload):
+        if payload != "heavy":
+            return None
+
+        def steps():
+            for i in range(6):
+                time.sleep(0.05)
+                events.append(f"step {i}")
+                yield
+
+        return steps()
+
+    def process(key, payloads):
+        events.extend(f"done {p}" for p in payloads)
+        return payloads
+
+    async def main():
+        b = MicroBatcher(process, ThreadPoolExecutor(1), max_items=4, wait_ms=1, max_weight=100, prepare=prepare)
+        heavy = asyncio.create_task(b.submit("m", "heavy", client="a", weight=1000))
+        await asyncio.sleep(0.08)  # the heavy payload's preparation has begun
+        light = await b.submit("m", "light", client="b", weight=10)
+        assert light == "light"
+        assert await heavy == "heavy"
+        await b.aclose()
+        return b.steps
+
+    steps = run(main())
+    assert steps == 6
+    assert events.index("done light") < events.index("step 5") < events.index("done heavy")
+
+
+def test_a_failing_preparation_still_processes_the_payload():
+    def prepare(key, payload):
+        def steps():
+            yield
+            raise RuntimeError("preparation broke")
+
+        return steps()
+
+    async def main():
+        b = MicroBatcher(lambda k, ps: [p.upper() for p in ps], ThreadPoolExecutor(1), max_weight=10,
+                         prepare=prepare)
+        out = await b.submit("m", "heavy", weight=100)
+        await b.aclose()
+        return out
+
+    assert run(main()) == "HEAVY"
+
+
 def test_the_event_loop_runs_while_a_batch_computes():
     def process(key, payloads):
         time.sleep(0.4)  # CPU-bound work stands in the worker thread, not in the loop

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Generator, Sequence
 
 import numpy as np
 
@@ -136,6 +136,19 @@ class CachedEmbedder(Embedder):
             self.cache.put_counts(new)
             found.update(new)
         return [found[k] for k in keys]
+
+    def encode_steps(self, text: str, kind: TextKind = TextKind.PASSAGE,
+                     pieces_per_step: int = 2) -> Generator[None, None, None]:
+        """Embed a long text a few chunks per step (see ``ChunkingEmbedder.encode_steps``) into the cache, so that
+        a later ``encode`` of it is a cache hit; nothing to do when the cache has it or the inner embedder cannot
+        work in steps."""
+        key = self.cache.key(self.id, kind, text)
+        steps = getattr(self.inner, "encode_steps", None)
+        if steps is None or self.cache.get_many([key]):
+            return
+        vector = yield from steps(text, kind, pieces_per_step)
+        self.cache.misses += 1
+        self.cache.put_many({key: np.asarray(vector, dtype=np.float32)})
 
     def encode(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE, *, progress: bool = False) -> np.ndarray:
         texts = list(texts)

@@ -5,7 +5,7 @@ counts tokens and turns a list of prefixed pieces into unit vectors."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Sequence
+from typing import Generator, Sequence
 
 import numpy as np
 
@@ -100,3 +100,20 @@ class ChunkingEmbedder(Embedder):
                 flat.append(prefix + piece)
         vectors = self.encode_pieces(flat, progress=progress)
         return pool_chunks(vectors, owners, len(texts), self.count_tokens(flat) if len(flat) > len(texts) else None)
+
+    def encode_steps(self, text: str, kind: TextKind = TextKind.PASSAGE,
+                     pieces_per_step: int = 2) -> Generator[None, None, np.ndarray]:
+        """``encode([text])[0]`` in steps: each step embeds at most ``pieces_per_step`` of the text's chunks and
+        yields, so that a caller can do other work between the steps of a long text; returns the pooled vector
+        (the same chunks, prefixes and token weights as ``encode``)."""
+        prefix = self.prefixes.get(TextKind(kind).value, "")
+        flat = [prefix + piece for piece in self.chunk(text, prefix)]
+        step = max(1, int(pieces_per_step))
+        parts = []
+        for start in range(0, len(flat), step):
+            parts.append(self.encode_pieces(flat[start:start + step]))
+            if start + step < len(flat):
+                yield
+        vectors = np.vstack(parts)
+        weights = self.count_tokens(flat) if len(flat) > 1 else None
+        return pool_chunks(vectors, [0] * len(flat), 1, weights)[0]
