@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .lexical import Analysis
+from .lexical_index import Analysis
 from .model import EMBEDDING, LEXICAL, Documents, LaariModel
 
 TYPICAL_PERCENTILE = 20.0  # at or above: typical member of the pool

@@ -34,7 +34,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from .heads import LinearHead, fit_sigmoid, fit_softmax
-from .lexical import Analysis, LexicalVectorizer
+from .lexical import LexicalVectorizer
+from .lexical_index import Analysis
 
 EMBEDDING = "embedding"
 LEXICAL = "lexical"
