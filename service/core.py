@@ -154,7 +154,7 @@ def _chars(item: ProjectInput) -> int:
     return len(item.description) + len(item.title or "")
 
 
-def _prepare(handle: ModelHandle, payload: tuple[ProjectInput, bool]):
+def _prepare(handle: ModelHandle, payload: tuple[ProjectInput, bool], chunks_per_step: int = 1):
     """Steps that embed a long text a few chunks at a time into the embedding cache (None: nothing to do, e.g. the
     cache is off or the text will be refused), so that the micro-batcher can serve short requests in between."""
     predictor = handle.predictor
@@ -165,7 +165,7 @@ def _prepare(handle: ModelHandle, payload: tuple[ProjectInput, bool]):
         doc = predictor.document(payload[0])
     except InputError:
         return None
-    return steps(doc, TextKind.PASSAGE)
+    return steps(doc, TextKind.PASSAGE, chunks_per_step)
 
 
 def _process(handle: ModelHandle, payloads: Sequence[tuple[ProjectInput, bool]]) -> list[dict | InputError]:
@@ -195,7 +195,8 @@ class LaariService:
         self._make_executors()
         self.batcher = MicroBatcher(self._process, self.executor, max_items=settings.batch_max_items,
                                     wait_ms=settings.batch_wait_ms, max_weight=settings.batch_max_chars,
-                                    prepare=_prepare)
+                                    prepare=lambda handle, payload: _prepare(handle, payload,
+                                                                             settings.batch_step_chunks))
         self.fair = FairShare(requests_per_minute=settings.client_requests_per_minute,
                               chars_per_minute=settings.client_chars_per_minute,
                               queued_chars=settings.client_queued_chars)

@@ -9,7 +9,8 @@
 - ``LAARI_FEEDBACK_URL``: any SQLAlchemy URL or a file path; default a SQLite file ``feedback.sqlite`` in
   ``$LAARI_HOME`` when that is set, else in ``var/`` beside the models folder.
 - limits: ``LAARI_MAX_BODY_BYTES``, ``LAARI_MAX_DESCRIPTION_CHARS``, ``LAARI_MAX_BATCH_ITEMS``.
-- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``, ``LAARI_BATCH_MAX_CHARS``;
+- micro-batching: ``LAARI_BATCH_MAX_ITEMS``, ``LAARI_BATCH_WAIT_MS``, ``LAARI_BATCH_MAX_CHARS``,
+  ``LAARI_BATCH_STEP_CHUNKS``;
   ``LAARI_PREDICTION_CACHE_ITEMS``.
 - ``LAARI_CORS_ORIGINS``: comma-separated origins allowed by CORS (empty: CORS off, the default).
 - ``LAARI_MODEL_SIGNING_KEY``: when set, only bundles signed with this key are served (``laari models sign``).
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(5.0, ge=0, description="Micro-batcher: how long to wait for more requests.")
     batch_max_chars: int = Field(8_000, ge=0, description="Micro-batcher: most characters embedded together "
                                                           "(a longer text runs alone); 0: no limit.")
+    batch_step_chunks: int = Field(1, ge=1, description="Micro-batcher: a text over batch_max_chars is embedded "
+                                                         "this many chunks (up to 512 tokens each) at a time, with "
+                                                         "waiting short requests served in between.")
     prediction_cache_items: int = Field(2048, ge=0, description="Predictions remembered for repeated texts.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                         description="Origins allowed by CORS; empty = off.")
