@@ -186,3 +186,19 @@ def test_cli_batch_and_report_on_an_export(tmp_path, monkeypatch, trained_bundle
     assert "(empty)" in theme["values"] and theme["total"] == 29
     html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     assert "laari × Et" in html and "laari × Toissijainen teema, vain ESR+" in html
+
+
+def test_ray_engine_carries_the_official_columns(tmp_path, trained_bundle, export):
+    pytest.importorskip("ray")
+    from batch.ray_engine import RayEngine
+
+    factory = HashingFactory(str(trained_bundle.path))
+    local = factory()
+    run(export, tmp_path / "local.jsonl", local)
+    engine = RayEngine(factory, num_cpus=2, workers=1, batch_size=16)
+    try:
+        run(export, tmp_path / "ray.jsonl", local, engine=engine)
+    finally:
+        engine.close()
+    assert (tmp_path / "ray.jsonl").read_text(encoding="utf-8") == (tmp_path / "local.jsonl").read_text(encoding="utf-8")
+    assert next(iter_output(tmp_path / "ray.jsonl"))["Et"] == "4.1"
