@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .register_layouts import Layout, find_layout, fold, official_value
+from .register_layouts import Layout, find_layout, fold, near_miss, official_value
 from .tables import DataError, _shape, file_format, iter_rows
 
 
@@ -99,9 +99,11 @@ class InputReader:
             cols = Columns(id=self.layout.id, title=self.layout.title, description=self.layout.description)
         missing = [c for c in (cols.id, cols.description) if fold(c) not in found]
         if missing:
+            near = near_miss(found.values())
+            hint = f"; it looks like an {near[0].name} export without {', '.join(map(repr, near[1]))}" if near else ""
             raise DataError(
                 f"{self.path}: no column {', '.join(map(repr, missing))}; the file has "
-                f"{sorted(map(str, found.values()))} (choose columns with --id-col, --title-col, --text-col)")
+                f"{sorted(map(str, found.values()))}{hint} (choose columns with --id-col, --title-col, --text-col)")
         self.columns = Columns(*(found.get(fold(c), c) for c in (cols.id, cols.title, cols.description)))
         self._names = found
         return self.columns

@@ -64,6 +64,17 @@ def find_layout(names: Iterable) -> Layout | None:
     return next((layout for layout in LAYOUTS if layout.matches(names)), None)
 
 
+def near_miss(names: Iterable) -> tuple[Layout, list[str]] | None:
+    """A layout the header almost matches (at least half of its columns, not all): the layout and the columns it
+    lacks, to name in an error."""
+    have = {fold(n) for n in names}
+    for layout in LAYOUTS:
+        missing = [c for c in layout.columns if fold(c) not in have]
+        if missing and len(missing) <= len(layout.columns) // 2:
+            return layout, missing
+    return None
+
+
 def by_name(name: str | None) -> Layout | None:
     return next((layout for layout in LAYOUTS if layout.name == name), None)
 

@@ -143,7 +143,7 @@ def write_eura_2021_export(projects: list[dict], path: Path, *, header: list[str
     ws.append(header)
     for cell in ws[3]:
         cell.fill = PatternFill("gray125", fgColor="FFDDEBF7")
-    keys = [h.strip() for h in EURA_2021_HEADER]
+    keys = [h.strip() for h in header]
     for p in projects:
         ws.append([p.get(k) for k in keys])
         r = ws.max_row

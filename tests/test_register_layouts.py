@@ -78,6 +78,16 @@ def test_other_column_names_still_win_and_unknown_layouts_need_flags(tmp_path, e
         list(InputReader(plain, Columns(id="Hankekoodi")))
     assert "no column 'Hankekoodi'" in str(exc.value) and "['description', 'id', 'title']" in str(exc.value)
     assert [r.id for r in InputReader(plain)] == ["A1"]
+    renamed = [{("Tunnus" if k == "Hankekoodi" else k): v for k, v in p.items()} for p in projects[:3]]
+    header = ["Tunnus" if h.strip() == "Hankekoodi" else h for h in EURA_2021_HEADER]
+    odd = write_eura_2021_export(renamed, tmp_path / "odd.xlsx", header=header)
+    with pytest.raises(DataError) as exc:
+        list(InputReader(odd))
+    assert "no column 'id', 'description'" in str(exc.value) and "'Tunnus'" in str(exc.value)
+    assert "looks like an EURA 2021 export without 'Hankekoodi'" in str(exc.value)
+    rows = list(InputReader(odd, Columns(id="tunnus", title="hankkeen nimi", description=DESC)))
+    assert [r.id for r in rows][:3] == [p["Hankekoodi"] for p in projects[:3]]
+    assert len(rows) == 5 and rows[3].id == "Yhteensä"  # no known layout: no footer is recognised
 
 
 def test_header_is_found_below_title_and_blank_rows(export):
