@@ -85,7 +85,11 @@ class InputReader:
         if self._names is not None:
             return self.columns
         if names is None:
-            names = next((list(rec) for _, rec, bad in iter_rows(self.path) if rec is not None and bad is None), None)
+            rows = iter_rows(self.path)
+            try:
+                names = next((list(rec) for _, rec, bad in rows if rec is not None and bad is None), None)
+            finally:
+                rows.close()  # an Excel workbook is closed now, not when collected
             if names is None:
                 self._names = {}
                 return self.columns
