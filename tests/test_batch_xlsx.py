@@ -18,7 +18,13 @@ from classifier.bundle import load_bundle
 from classifier.predictor import Predictor
 from classifier.register_layouts import EURA_2021
 from classifier.result_rows import ROW_FIELDS, iter_output, output_fields
-from tests.batch_fixtures import HashingFactory, eura_2021_projects, register_rows, write_eura_2021_export, write_rows
+from tests.batch_fixtures import (
+    HashingFactory,
+    eura_2021_projects,
+    register_rows,
+    write_eura_2021_export,
+    write_rows,
+)
 from tests.conftest import HashingEmbedder
 
 

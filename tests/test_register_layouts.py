@@ -12,7 +12,12 @@ import pytest
 from classifier.project_rows import Columns, InputReader
 from classifier.register_layouts import EURA_2021, find_layout, fold, official_value
 from classifier.tables import DataError, iter_rows
-from tests.batch_fixtures import EURA_2021_HEADER, eura_2021_projects, write_eura_2021_export, write_rows
+from tests.batch_fixtures import (
+    EURA_2021_HEADER,
+    eura_2021_projects,
+    write_eura_2021_export,
+    write_rows,
+)
 
 DESC = "Suunnitelman mukainen tiivistelmä hankkeen toteutuksesta"
 
