@@ -19,11 +19,14 @@ How it works
 Output rows have the fields of ``laari predict --output`` (``id, laari, laari_scores, fit, fit_verdict, tags,
 tag_scores, explanation, model_version``, then ``out_of_theme_probability, language, warnings``), plus ``error``
 (null, or the reason the row could not be classified) and ``row`` (the input row number, 1-based as
-``classifier.tables`` counts: JSONL lines, data rows after the header for tables).
+``classifier.tables`` counts: JSONL lines, data rows after the header for tables). From a known register export
+(EURA 2021) they also carry the export's official columns (``Hankekoodi``, ``Et``, ...), under the export's
+names (``classifier.result_rows.output_fields``); the export's footer rows are not projects and are skipped, each
+named in the manifest (``input.skipped_rows``).
 
 Modules, one job each: ``settings`` (what a run is asked to do), ``predict`` (input rows in, output rows out),
 ``local_engine`` and ``ray_engine`` (where the prediction runs), ``workdir`` (the checkpointed parts and journal),
-``write`` (the final output and its manifest), ``run`` (a run: start or resume, chunks, finish), ``compare`` (the
+``write`` (the final output and its manifest), ``xlsx_out`` (a streamed Excel sheet), ``run`` (a run: start or resume, chunks, finish), ``compare`` (the
 reclassification report) and ``cli`` (``laari predict`` and ``laari batch``). Reading the input and reading an
 output back are in the library (``classifier.project_rows``, ``classifier.result_rows``), as reports read them too.
 """

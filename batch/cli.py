@@ -73,8 +73,9 @@ def _progress_bar(label: str) -> Progress:
 # --------------------------------------------------------------------------- batch
 def batch(
     input: Path = typer.Argument(..., help="Projects: CSV/TSV, JSONL, Parquet or Excel (.xlsx)."),
-    output: Path = typer.Argument(..., help="Results: .jsonl, .csv or .parquet (by extension)."),
-    id_col: str = typer.Option("id", "--id-col", help="Column with the project id."),
+    output: Path = typer.Argument(..., help="Results: .jsonl, .csv, .parquet or .xlsx (by extension)."),
+    id_col: str = typer.Option("id", "--id-col", help="Column with the project id (a known register export, "
+                               "such as EURA 2021, needs no column options)."),
     title_col: str = typer.Option("title", "--title-col", help="Column with the title."),
     text_col: str = typer.Option("description", "--text-col", help="Column with the description."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
@@ -197,6 +198,16 @@ def _print_summary(m: dict, wall: float, result) -> None:
     if "encoding" in inp:
         delimiter = {"\t": "tab", ";": "semicolon", ",": "comma"}.get(inp["delimiter"], repr(inp["delimiter"]))
         t.add_row("input read as", f"{inp['format'].upper()}, {inp['encoding']}, {delimiter}-separated")
+    reading = inp.get("reading") or {}
+    if reading.get("layout"):
+        cols = reading["columns"]
+        t.add_row("register export", f"{reading['layout']}: id {cols['id']!r}, title {cols['title']!r}, "
+                                     f"{len(reading['official_columns'])} official columns kept")
+    skipped = inp.get("skipped_rows") or []
+    if skipped:
+        t.add_row("skipped (not projects)", str(len(skipped)))
+        for s in skipped:
+            t.add_row(f"  row {s['row']}", s["reason"])
     t.add_row("rows", str(c["rows"]))
     t.add_row("predicted", str(c["predicted"]))
     t.add_row("errors", str(c["errors"]))
@@ -263,8 +274,8 @@ def predict(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the description from a text file."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Batch: JSONL/CSV/TSV/Parquet/Excel with "
                                           "id, title, description."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: .jsonl, .csv or .parquet output, one "
-                                          "row per input row (unreadable rows become rows with `error` set)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Batch: .jsonl, .csv, .parquet or .xlsx "
+                                          "output, one row per input row (unreadable rows become rows with `error` set)."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
     taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     as_json: bool = typer.Option(False, "--json"),

@@ -1,15 +1,18 @@
 """The reclassification report: who moved from which laari to which between two batch outputs, tags added and
-removed, fit verdicts changed; as JSON, Markdown, HTML and a transition heat map."""
+removed, fit verdicts changed; as JSON, Markdown, HTML, a transition heat map and the moved projects as an Excel
+sheet (with the official columns of a register export, when the current output has them)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from classifier.atomic import atomic_write_bytes, atomic_write_json
+from classifier.atomic import atomic_file, atomic_write_bytes, atomic_write_json
 from classifier.figures import heatmap_png
 from classifier.html_page import markdown_html
-from classifier.result_rows import iter_output
+from classifier.result_rows import ROW_FIELDS, iter_output
+
+from .xlsx_out import XlsxRows
 
 
 MAX_IDS_SHOWN = 50  # per group in the Markdown/HTML report; the JSON has every id
@@ -37,6 +40,7 @@ def compare_outputs(previous: str | Path, current: str | Path) -> dict:
     only_current: list[str] = []
     seen: set[str] = set()
     new_versions: Counter = Counter()
+    moved_projects: list[dict] = []
     n_current = compared = unchanged = 0
     for r in iter_output(current):
         n_current += 1
@@ -63,6 +67,9 @@ def compare_outputs(previous: str | Path, current: str | Path) -> dict:
         same = True
         if o_laari != r["laari"]:
             transitions.setdefault((o_laari, r["laari"]), []).append(rid)
+            moved_projects.append({"id": rid, "previous_laari": o_laari, "laari": r["laari"],
+                                   "previous_fit_verdict": o_fit, "fit_verdict": r["fit_verdict"],
+                                   **{k: v for k, v in r.items() if k not in ROW_FIELDS}})
             same = False
         new_tags = set(r["tags"] or ())
         for t in sorted(new_tags - set(o_tags)):
@@ -89,6 +96,7 @@ def compare_outputs(previous: str | Path, current: str | Path) -> dict:
                     "became_errors": len(became_errors), "no_longer_errors": len(no_longer_errors)},
         "moved": [{"from": a, "to": b, "count": len(ids), "ids": ids}
                   for (a, b), ids in sorted(transitions.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
+        "moved_projects": moved_projects,
         "matrix": {"labels": labels, "counts": [[matrix[(a, b)] for b in labels] for a in labels]},
         "tags": {"added": [{"tag": t, "count": len(ids), "ids": ids} for t, ids in
                            sorted(tags_added.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
@@ -170,9 +178,21 @@ def _transition_png(c: dict, path: Path) -> bool:
     return True
 
 
+def write_moved_xlsx(c: dict, path: Path) -> None:
+    """The moved projects, one row each (id, previous and current laari and fit verdict, then the official
+    columns of a register export), as one Excel sheet with a frozen header and filters, written atomically."""
+    fields = ["id", "previous_laari", "laari", "previous_fit_verdict", "fit_verdict"]
+    for m in c["moved_projects"]:
+        fields += [k for k in m if k not in fields]
+    with atomic_file(path) as f:
+        w = XlsxRows(f, fields, sheet="moved")
+        w.write(c["moved_projects"])
+        w.close()
+
+
 def write_comparison(previous: str | Path, current: str | Path, prefix: str | Path | None = None) -> dict:
-    """Write ``PREFIX.json``, ``.md``, ``.html`` and ``.png`` (default prefix: ``CURRENT_STEM.compare`` beside the
-    current output); returns the paths and the summary."""
+    """Write ``PREFIX.json``, ``.md``, ``.html``, ``.png`` and ``.moved.xlsx`` (default prefix:
+    ``CURRENT_STEM.compare`` beside the current output); returns the paths and the summary."""
     current = Path(current)
     prefix = Path(prefix) if prefix else current.with_name(current.stem + ".compare")
     c = compare_outputs(previous, current)
@@ -180,8 +200,9 @@ def write_comparison(previous: str | Path, current: str | Path, prefix: str | Pa
     image = png.name if _transition_png(c, png) else None
     md = comparison_markdown(c, image)
     paths = {"json": prefix.with_name(prefix.name + ".json"), "markdown": prefix.with_name(prefix.name + ".md"),
-             "html": prefix.with_name(prefix.name + ".html")}
+             "html": prefix.with_name(prefix.name + ".html"), "xlsx": prefix.with_name(prefix.name + ".moved.xlsx")}
     atomic_write_json(paths["json"], c)
+    write_moved_xlsx(c, paths["xlsx"])
     atomic_write_bytes(paths["markdown"], md.encode("utf-8"))
     atomic_write_bytes(paths["html"], markdown_html(md, "Reclassification report").encode("utf-8"))
     if image:

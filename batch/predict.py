@@ -34,6 +34,8 @@ def predictor_results(predictor, items: list, explain: str) -> list:
 def error_row(r: InputRow, message: str, model_version: str | None) -> dict:
     row = dict.fromkeys(ROW_FIELDS)
     row.update(id=r.id, model_version=model_version, error=message, row=r.row)
+    if r.official:
+        row.update((k, v) for k, v in r.official.items() if k not in ROW_FIELDS)
     return row
 
 
@@ -43,6 +45,8 @@ def prediction_row(p, r: InputRow) -> dict:
     row = {k: getattr(p, k) for k in PREDICTION_FIELDS}
     row.update(out_of_theme_probability=p.out_of_theme_probability, language=p.language, warnings=p.warnings,
                error=None, row=r.row)
+    if r.official:  # a register export's official columns, beside laari's (``result_rows.output_fields``)
+        row.update((k, v) for k, v in r.official.items() if k not in ROW_FIELDS)
     return row
 
 

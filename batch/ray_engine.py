@@ -23,13 +23,18 @@ def _rows_to_table(rows: Sequence[InputRow]):
         "title": pa.array([r.title for r in rows], pa.string()),
         "description": pa.array([r.description for r in rows], pa.string()),
         "error": pa.array([r.error for r in rows], pa.string()),
+        "official": pa.array([None if r.official is None else json.dumps(r.official, ensure_ascii=False)
+                              for r in rows], pa.string()),
     })
 
 
 def _table_to_rows(table) -> list[InputRow]:
-    cols = {name: table.column(name).to_pylist() for name in ("row", "id", "title", "description", "error")}
+    cols = {name: table.column(name).to_pylist() for name in ("row", "id", "title", "description", "error",
+                                                             "official")}
     return [InputRow(row=cols["row"][i], id=cols["id"][i], title=cols["title"][i] or "",
-                     description=cols["description"][i], error=cols["error"][i]) for i in range(table.num_rows)]
+                     description=cols["description"][i], error=cols["error"][i],
+                     official=None if cols["official"][i] is None else json.loads(cols["official"][i]))
+            for i in range(table.num_rows)]
 
 
 class RayPredictWorker:

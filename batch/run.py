@@ -62,6 +62,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
     out = Path(output_path).resolve()
     out_fmt = output_format(out)
     reader = InputReader(inp, settings.columns)  # checks existence and type
+    columns = reader.resolve()  # the columns (a known export's, when none are named); a missing one is an error
     if inp == out:
         raise BatchError("the output would overwrite the input; choose another output file")
     if predictor is None:
@@ -77,8 +78,10 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
         started = now()
         t_start = time.perf_counter()
         log(f"hashing {inp.name}")
+        reading = {"layout": reader.layout.name if reader.layout else None, "columns": columns.__dict__.copy(),
+                   "official_columns": list(reader.layout.kept) if reader.layout else []}
         fingerprint = {"input": {"path": str(inp), "format": reader.format, "sha256": file_hash(inp),
-                                 "bytes": inp.stat().st_size},
+                                 "bytes": inp.stat().st_size, "reading": reading},
                        "model": _model_info(predictor), "settings": settings.fingerprint()}
         state = work.load()
         if state is not None and state.get("finalized"):
@@ -148,7 +151,7 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
         run_end = {"ended": now(), "seconds": round(time.perf_counter() - t_start, 3)}
         work.record({"run_end": run_end})
         state["runs"][-1].update(run_end)
-        manifest = finalize(work, state, out, out_fmt)
+        manifest = finalize(work, state, out, out_fmt, reader.skipped)
         work.record({"finalized": True})
     except BaseException:
         if state is not None and not state["chunks"]:

@@ -1,5 +1,5 @@
-"""The final output: the finished parts assembled into OUT (JSONL copied as it is, CSV and Parquet converted),
-atomically, and the manifest beside it."""
+"""The final output: the finished parts assembled into OUT (JSONL copied as it is, CSV, Parquet and Excel
+converted), atomically, and the manifest beside it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from classifier.atomic import atomic_file, atomic_write_json
-from classifier.result_rows import ROW_FIELDS, manifest_path
+from classifier.register_layouts import by_name
+from classifier.result_rows import manifest_path, output_fields
 from classifier.tables import delimited_layout, file_hash
 
 from .settings import BatchError
@@ -28,42 +29,50 @@ def _json_text(value) -> str | None:
 class _CsvWriter:
     """Nested values (scores, tags, explanation, warnings) as JSON text; null as an empty cell."""
 
-    def __init__(self, f):
+    def __init__(self, f, fields: tuple[str, ...], numbers=()):
         import io
 
+        self.fields = fields
         self.text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
         self.w = csv.writer(self.text)
-        self.w.writerow(ROW_FIELDS)
+        self.w.writerow(fields)
 
     def write(self, rows: list[dict]):
         for r in rows:
             self.w.writerow(["" if r.get(k) is None else (_json_text(r[k]) if isinstance(r[k], (dict, list))
-                                                           else r[k]) for k in ROW_FIELDS])
+                                                           else r[k]) for k in self.fields])
 
     def close(self):
         self.text.flush()
         self.text.detach()
 
 
-def parquet_schema():
+def parquet_schema(official: tuple[str, ...] = ()):
+    """laari's fields, then the official columns of a register export as text (``output_fields``)."""
     import pyarrow as pa
 
     scores = pa.map_(pa.string(), pa.float64())
-    return pa.schema([
+    fields = output_fields(official)
+    schema = pa.schema([
         ("id", pa.string()), ("laari", pa.string()), ("laari_scores", scores), ("fit", pa.float64()),
         ("fit_verdict", pa.string()), ("tags", pa.list_(pa.string())), ("tag_scores", scores),
         ("explanation", pa.string()), ("model_version", pa.string()), ("out_of_theme_probability", pa.float64()),
         ("language", pa.string()), ("warnings", pa.list_(pa.string())), ("error", pa.string()), ("row", pa.int64()),
     ])
+    for name in fields[len(schema):]:
+        schema = schema.append(pa.field(name, pa.string()))
+    if tuple(schema.names) != fields:
+        raise RuntimeError(f"the Parquet schema {schema.names} and output_fields {fields} disagree")
+    return schema
 
 
 class _ParquetWriter:
     """One row group per chunk; scores as map<string, double>, the explanation as JSON text."""
 
-    def __init__(self, f):
+    def __init__(self, f, fields: tuple[str, ...], numbers=()):
         import pyarrow.parquet as pq
 
-        self.schema = parquet_schema()
+        self.schema = parquet_schema(fields[len(output_fields()):])
         self.w = pq.ParquetWriter(f, self.schema, compression="zstd")
 
     def write(self, rows: list[dict]):
@@ -81,7 +90,25 @@ class _ParquetWriter:
         self.w.close()
 
 
-WRITERS = {"csv": _CsvWriter, "parquet": _ParquetWriter}  # JSONL parts are copied as they are
+class _XlsxWriter:
+    """One sheet, streamed (``xlsx_out.XlsxRows``); a register's number columns as numbers."""
+
+    def __init__(self, f, fields: tuple[str, ...], numbers=()):
+        from .xlsx_out import XlsxRows
+
+        self.w = XlsxRows(f, fields, numbers=numbers)
+
+    def write(self, rows: list[dict]):
+        self.w.write(rows)
+
+    def close(self):
+        self.w.close()
+
+    def discard(self):
+        self.w.discard()
+
+
+WRITERS = {"csv": _CsvWriter, "parquet": _ParquetWriter, "xlsx": _XlsxWriter}  # JSONL parts are copied as they are
 
 
 def _check_part(work: WorkDir, c: dict, first: dict, last: dict, n: int, previous_last: int | None):
@@ -90,43 +117,53 @@ def _check_part(work: WorkDir, c: dict, first: dict, last: dict, n: int, previou
         raise BatchError(f"{work.part(c['index'])} does not match its record in state.json; use --restart")
 
 
-def finalize(work: WorkDir, state: dict, out: Path, out_fmt: str) -> dict:
+def finalize(work: WorkDir, state: dict, out: Path, out_fmt: str, skipped: list[dict] | None = None) -> dict:
     """Assemble the parts into OUT (atomically) and write the manifest beside it. JSONL parts are copied as they
-    are (each checked against its record: row count, first and last row); CSV and Parquet are converted. A failed
-    write leaves the old OUT and the parts as they were (the run can be resumed)."""
+    are (each checked against its record: row count, first and last row); CSV, Parquet and Excel are converted.
+    A failed write leaves the old OUT and the parts as they were (the run can be resumed). ``skipped``: the
+    input's rows that were not projects (an export's footer), recorded in the manifest."""
     for stale in out.parent.glob(f".{out.name}.*.tmp"):
         stale.unlink(missing_ok=True)
     counts = {"rows": 0, "predicted": 0, "errors": 0, "laari": Counter(), "fit_verdict": Counter(),
               "tags": Counter(), "error_reasons": Counter(), "warnings": 0}
     previous_last = None
     with atomic_file(out) as f:
-        writer = None if out_fmt == "jsonl" else WRITERS[out_fmt](f)
-        for c in state["chunks"]:
-            if writer is None:
-                data = work.part(c["index"]).read_bytes()
-                lines = data.splitlines()
-                _check_part(work, c, json.loads(lines[0]), json.loads(lines[-1]), len(lines), previous_last)
-                f.write(data)
-            else:
-                rows = work.read_part(c["index"])
-                _check_part(work, c, rows[0], rows[-1], len(rows), previous_last)
-                writer.write(rows)
-            previous_last = c["last_row"]
-            counts["rows"] += c["rows"]
-            counts["errors"] += c["errors"]
-            counts["predicted"] += c["rows"] - c["errors"]
-            for k in ("laari", "fit_verdict", "tags", "error_reasons"):
-                counts[k].update(c["counts"][k])
-            counts["warnings"] += c["counts"]["warnings"]
-        if writer is not None:
-            writer.close()
+        reading = state["input"].get("reading") or {}
+        layout = by_name(reading.get("layout"))
+        fields = output_fields(reading.get("official_columns") or ())
+        writer = None if out_fmt == "jsonl" else WRITERS[out_fmt](f, fields, layout.numbers if layout else ())
+        try:
+            for c in state["chunks"]:
+                if writer is None:
+                    data = work.part(c["index"]).read_bytes()
+                    lines = data.splitlines()
+                    _check_part(work, c, json.loads(lines[0]), json.loads(lines[-1]), len(lines), previous_last)
+                    f.write(data)
+                else:
+                    rows = work.read_part(c["index"])
+                    _check_part(work, c, rows[0], rows[-1], len(rows), previous_last)
+                    writer.write(rows)
+                previous_last = c["last_row"]
+                counts["rows"] += c["rows"]
+                counts["errors"] += c["errors"]
+                counts["predicted"] += c["rows"] - c["errors"]
+                for k in ("laari", "fit_verdict", "tags", "error_reasons"):
+                    counts[k].update(c["counts"][k])
+                counts["warnings"] += c["counts"]["warnings"]
+            if writer is not None:
+                writer.close()
+        except BaseException:
+            if writer is not None and hasattr(writer, "discard"):
+                writer.discard()
+            raise
     chunks = state["chunks"]
     manifest = {
         "kind": "laari-batch",
         "format": 1,
         "output": {"path": str(out), "format": out_fmt, "sha256": file_hash(out), "rows": counts["rows"]},
         "input": {**state["input"], **(delimited_layout(Path(state["input"]["path"]), state["input"]["format"])
-                                       if state["input"]["format"] in ("csv", "tsv") else {})},
+                                       if state["input"]["format"] in ("csv", "tsv") else {}),
+                  "skipped_rows": list(skipped or [])},
         "model": state["model"],
         "settings": {**state["settings"], "engines": sorted({r["engine"] for r in state["runs"]})},
         "counts": {k: (dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) if isinstance(v, Counter) else v)

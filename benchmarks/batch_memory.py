@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Batch memory on a 100,000-row CSV: the whole `laari batch` process (peak RSS) stays bounded.
+"""Batch memory on a 100,000-row register: the whole `laari batch` process (peak RSS) stays bounded.
 
     LAARI_HOME=/tmp/laarihome LAARI_MODELS_DIR=/tmp/laarimodels \
         .venv/bin/python benchmarks/batch_memory.py [--rows 100000] [--explain] [--workers 1] \
-            [--workdir /tmp/laari-bench-mem]
+            [--input csv|eura-xlsx] [--output jsonl|csv|parquet|xlsx] [--workdir /tmp/laari-bench-mem]
 
 Builds a register of ``--rows`` rows from the bundled corpus (cycled, new ids, a few error rows: empty texts and
-duplicate ids), runs ``python -m batch.cli batch IN OUT`` (the `laari batch` command) as a child process
+duplicate ids): a CSV, or (``--input eura-xlsx``) an Excel file as EURA 2021 exports it (a title row above the
+header, the export's column names, two footer rows; read with no column options); runs ``python -m batch.cli batch IN OUT`` (the `laari batch` command) as a child process
 and samples its RSS (with its children) every second with psutil, alongside the rows done (from the chunk records).
 The peak is also read from ``getrusage(RUSAGE_CHILDREN)`` (the largest single process). By default explanations
 are off (``--no-explain``); ``--explain`` measures with them on, ``--workers`` with worker processes (their RSS is
 added to the parent's; they share the parent's pages, so that sum overstates what they take: the proportional set
 size, PSS, counting each shared page once, is sampled too).
 
-Writes ``benchmarks/results/batch_memory.json`` (peak, RSS at 10/50/90 % of the rows, rows/s, samples).
+``--output`` chooses the output format (``xlsx``: the streamed Excel sheet).
+
+Writes ``benchmarks/results/batch_memory.json`` (or ``--out``; peak, RSS at 10/50/90 % of the rows, rows/s, samples).
 """
 
 from __future__ import annotations
@@ -48,6 +51,42 @@ def build_register(path: Path, n: int) -> None:
             w.writerow([rid, r["title"], desc])
 
 
+def build_eura_export(path: Path, n: int) -> None:
+    """The same rows as ``build_register``, as an EURA 2021 export (streamed, so building it stays small too)."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    sys.path.insert(0, str(REPO))
+    from classifier.register_layouts import EURA_2021
+
+    recs = [json.loads(line) for f in ("train.jsonl", "heldout.jsonl")
+            for line in (REPO / "training" / "data" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
+    header = [c + " " if c == "Hankekoodi" else c for c in EURA_2021.columns]  # the export's trailing space
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Hankkeet")
+    ws.append(["Hankkeet, EURA 2021 - hakutulos"])
+    ws.append([])
+    ws.append(header)
+    for i in range(n):
+        r = recs[i % len(recs)]
+        rid = f"S{300000 + i}"
+        desc = r["description"]
+        if i % 5000 == 17:
+            desc = ""
+        if i % 5000 == 29:
+            rid = f"S{300000 + i - 1}"
+        values = {"Hankekoodi": rid, "Rahasto": "ESR+", "Tl": "4", "Et": ("4.1", "4.4", "4.6", "4.11")[i % 4],
+                  "Hankkeen nimi": r["title"], "Toteuttajan nimi": f"Toteuttaja {i % 97}",
+                  "Aloituspvm": dt.datetime(2023, 1 + i % 12, 1), "Päättymispvm": dt.datetime(2025, 1 + i % 12, 28),
+                  "Suunniteltu rahoitus yhteensä": 100000 + i, "Sijainti": "Kanta-Häme",
+                  EURA_2021.description: desc, "Hankekuvauksen osoite": f"https://eura2021.fi/hankkeet/{rid}"}
+        ws.append([values.get(c) for c in EURA_2021.columns])
+    ws.append(["Yhteensä"])
+    ws.append(["Raportti luotu 08.12.2026"])
+    wb.save(path)
+
+
 def main():
     import psutil
 
@@ -56,16 +95,24 @@ def main():
     ap.add_argument("--explain", action="store_true")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--chunk-size", type=int, default=256)
+    ap.add_argument("--input", choices=["csv", "eura-xlsx"], default="csv", help="the register's format")
+    ap.add_argument("--output", choices=["jsonl", "csv", "parquet", "xlsx"], default="jsonl",
+                    help="the output's format")
     ap.add_argument("--model", default=None, help="model version (default: the registry's current one)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/laari-bench-mem"))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batch_memory.json")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    inp = args.workdir / f"register-{args.rows}.csv"
+    if args.input == "csv":
+        inp = args.workdir / f"register-{args.rows}.csv"
+        build = build_register
+    else:
+        inp = args.workdir / f"eura2021-export-{args.rows}.xlsx"
+        build = build_eura_export
     if not inp.exists():
         print(f"building {inp}", file=sys.stderr)
-        build_register(inp, args.rows)
-    out = args.workdir / f"results-{args.rows}.jsonl"
+        build(inp, args.rows)
+    out = args.workdir / f"results-{args.rows}.{args.output}"
     for p in (out, out.with_name(out.name + ".manifest.json")):
         p.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "batch.cli", "batch", str(inp), str(out), "--quiet", "--restart",
@@ -116,7 +163,8 @@ def main():
 
     result = {
         "benchmark": "batch_memory", "command": "python benchmarks/batch_memory.py " + " ".join(sys.argv[1:]),
-        "batch_command": " ".join(cmd[1:]), "rows": args.rows, "input_mb": round(inp.stat().st_size / 2**20, 1),
+        "batch_command": " ".join(cmd[1:]), "rows": args.rows, "input": args.input, "output": args.output,
+        "input_mb": round(inp.stat().st_size / 2**20, 1),
         "output_mb": round(out.stat().st_size / 2**20, 1), "explain": args.explain, "model": manifest["model"]["version"],
         "seconds": round(wall, 1), "rows_per_s": round(args.rows / wall, 1),
         "peak_rss_mb_sampled": max(s["rss_mb"] for s in samples) if samples else None,
@@ -124,6 +172,7 @@ def main():
         "peak_pss_mb_sampled": max(s["pss_mb"] for s in samples) if samples else None,
         "rss_mb_at": {"10%": rss_at(0.1), "50%": rss_at(0.5), "90%": rss_at(0.9)},
         "counts": {k: manifest["counts"][k] for k in ("rows", "predicted", "errors")},
+        "skipped_rows": len(manifest["input"].get("skipped_rows") or []),
         "embedding_cache": manifest["embedding_cache"], "cpus": os.cpu_count(),
         "samples": samples[:: max(1, len(samples) // 200)],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from .project_rows import normalize_id
 from .tables import DataError, iter_delimited, iter_records
@@ -13,13 +13,21 @@ from .tables import DataError, iter_delimited, iter_records
 PREDICTION_FIELDS = ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores", "explanation",
                      "model_version")
 ROW_FIELDS = PREDICTION_FIELDS + ("out_of_theme_probability", "language", "warnings", "error", "row")
-OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                  ".xlsx": "xlsx"}
+
+
+def output_fields(official: Sequence[str] = ()) -> tuple[str, ...]:
+    """The fields of an output row, in order: laari's (``ROW_FIELDS``), then the official columns of a known
+    register export (``InputRow.official``: text, or null) under the export's own names. Every output format
+    (JSONL, CSV, Parquet, Excel) writes exactly these."""
+    return ROW_FIELDS + tuple(c for c in official if c not in ROW_FIELDS)
 
 
 def output_format(path: Path) -> str:
     fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise DataError(f"{path}: unknown output type {Path(path).suffix!r}; use .jsonl, .csv or .parquet")
+        raise DataError(f"{path}: unknown output type {Path(path).suffix!r}; use .jsonl, .csv, .parquet or .xlsx")
     return fmt
 
 
@@ -39,7 +47,8 @@ def _maybe_json(value):
 
 
 def normalize_output_row(rec: dict) -> dict:
-    """A row read back from any output format, with the types of the JSONL output."""
+    """A row read back from any output format, with the types of the JSONL output; the official columns of a
+    register export as text (null when empty)."""
     out = {}
     for k in ROW_FIELDS:
         v = rec.get(k)
@@ -60,11 +69,17 @@ def normalize_output_row(rec: dict) -> dict:
         elif k == "id":
             v = normalize_id(v)
         out[k] = v
+    for k, v in rec.items():
+        if k not in out:
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            out[k] = None if v is None or v == "" else (v if isinstance(v, str) else str(v))
     return out
 
 
 def iter_output(path: str | Path) -> Iterator[dict]:
-    """Rows of a batch output (JSONL, CSV or Parquet), streamed, each normalized as the JSONL output has it."""
+    """Rows of a batch output (JSONL, CSV, Parquet or Excel), streamed, each normalized as the JSONL output has
+    it."""
     path = Path(path)
     fmt = output_format(path)
     if not path.exists():

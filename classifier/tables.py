@@ -288,21 +288,52 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict, None]]:
             yield n, rec, None
 
 
-def _iter_excel(path: Path) -> Iterator[tuple[int, dict, None]]:
+HEADER_SEARCH_ROWS = 30  # rows of a sheet searched for a known export's header (title and blank rows above it)
+HEADER_MIN_KNOWN = 3  # cells that must be known header names for a row to be taken as the header
+
+
+def find_header(rows: list[tuple]) -> int | None:
+    """The index of the header among a sheet's first rows: the row with the most names of a known register
+    export (``classifier.register_layouts``), when it has at least HEADER_MIN_KNOWN of them; else the first
+    non-empty row (None when every row is empty)."""
+    from .register_layouts import header_score
+
+    scores = [header_score(r or ()) for r in rows]
+    best = max(range(len(rows)), key=lambda i: (scores[i], -i), default=None)
+    if best is not None and scores[best] >= HEADER_MIN_KNOWN:
+        return best
+    return next((i for i, r in enumerate(rows) if r and any(v is not None and str(v).strip() for v in r)), None)
+
+
+def open_workbook(path: Path):
+    """An .xlsx opened read-only for its values (openpyxl), quietly: an export's style sheet without a default
+    style makes openpyxl warn, and styles are never used here."""
+    import warnings
+
     from openpyxl import load_workbook
 
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise _not_a(path, "Excel (.xlsx)", exc) from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Workbook contains no default style": read values only
+        try:
+            return load_workbook(path, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+            raise _not_a(path, "Excel (.xlsx)", exc) from exc
+
+
+def _iter_excel(path: Path) -> Iterator[tuple[int, dict, None]]:
+    """The first sheet, read only and values only (cell styles are never parsed into objects, so an export's
+    odd number formats and styles do not matter). The header is the first row, or the row of a known export's
+    column names below a title and blank rows."""
+    wb = open_workbook(path)
     try:
         rows = wb.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if not header:
+        head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+        at = find_header(head)
+        if at is None:
             raise DataError(f"{path}: the first sheet is empty")
-        names = [str(h).strip() if h is not None else "" for h in header]
-        for n, values in enumerate(rows, 1):
-            if values is None or all(v is None for v in values):
+        names = [str(h).strip() if h is not None else "" for h in head[at]]
+        for n, values in enumerate(itertools.chain(head[at + 1:], rows), 1):
+            if values is None or all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 continue
             yield n, {k: v for k, v in zip(names, values) if k}, None
     finally:
@@ -366,9 +397,7 @@ def count_rows(path: str | Path) -> int | None:
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(path).metadata.num_rows
-        from openpyxl import load_workbook
-
-        wb = load_workbook(path, read_only=True, data_only=True)
+        wb = open_workbook(path)
         try:
             rows = wb.worksheets[0].max_row
         finally:

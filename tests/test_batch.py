@@ -355,7 +355,7 @@ def test_compare_reports_moves_tags_and_fit(tmp_path, predictor, rows40):
     assert cmp["only_in_current"] == [d["id"]] and cmp["only_in_previous"] == ["GONE-1"]
     assert cmp["summary"]["compared"] == 36 and cmp["summary"]["unchanged"] == 33
     paths = result.compare["paths"]
-    assert set(paths) == {"json", "markdown", "html", "png"}
+    assert set(paths) == {"json", "markdown", "html", "png", "xlsx"}
     assert a["id"] in Path(paths["html"]).read_text(encoding="utf-8")
     assert Path(paths["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(Path(paths["json"]).read_text())["summary"] == cmp["summary"]
@@ -380,7 +380,7 @@ def test_cli_batch(tmp_path, monkeypatch, trained_bundle, rows40):
                               "--compare-to", str(tmp_path / "a.parquet")])
     assert res.exit_code == 0, res.output
     assert "0 of 37 moved" in " ".join(res.stdout.split()) and (tmp_path / "b.compare.html").exists()
-    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "c.xlsx")])
+    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "c.xls")])
     assert res.exit_code == 1 and "unknown output type" in " ".join(res.output.split())
     res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "d.jsonl"), "--text-col", "kuvaus", "-q"])
     assert res.exit_code == 1 and "no column 'kuvaus'" in " ".join(res.output.split())

@@ -83,7 +83,7 @@ def report(
             console.print(f"[dim]{len(rows['ids'])} classified projects from {source} ({note})[/]")
             version = rows["model_version"]
             extra = {"batch_input": rows["input"], "error_rows": rows["errors"],
-                     "missing_texts": rows["missing_texts"]}
+                     "missing_texts": rows["missing_texts"], "crosstabs": rows["crosstabs"]}
         else:
             rows = load_labelled_rows(source, columns, label_col)
             kind = "labelled data"
@@ -124,6 +124,15 @@ def report(
                   f"{b['outlier_count']} ({100 * b['outlier_share']:.0f}%)",
                   ("[green]" if b["verdict"] == "homogeneous" else "[yellow]") + b["verdict"])
     out.print(t)
+    for ct in rep.get("crosstabs") or []:
+        x = Table(title=f"laari x {ct['column']}")
+        x.add_column("laari")
+        for v in ct["values"]:
+            x.add_column(v, justify="right")
+        x.add_column("total", justify="right")
+        for lab, row, tot in zip(ct["laari"], ct["counts"], ct["laari_totals"]):
+            x.add_row(lab, *map(str, row), str(tot))
+        out.print(x)
     out.print(f"report: {paths['html']}")
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from classifier.pools import (class_keywords, map_2d, nearest_pools, passage_vectors, pool_geometry,
                               prepare_space)
 from classifier.project_rows import Columns, InputReader
+from classifier.register_layouts import CROSSTAB_COLUMNS, fold
 from classifier.result_rows import iter_output, manifest_path
 from classifier.tables import iter_records
 
@@ -253,10 +254,14 @@ def load_batch_output(path: Path, input_path: Path | None = None, columns=None) 
     labels: dict[str, str] = {}
     versions = Counter()
     errors = 0
+    tables: dict[str, Counter] = {}
     for r in iter_output(path):
         if r["error"] is not None or r["id"] is None:
             errors += 1
             continue
+        if r["id"] not in labels:
+            for col in crosstab_columns(r):
+                tables.setdefault(col, Counter())[(r["laari"], r[col] or EMPTY_VALUE)] += 1
         labels.setdefault(r["id"], r["laari"])
         versions[r["model_version"]] += 1
     ids, titles, texts, labs = [], [], [], []
@@ -269,7 +274,30 @@ def load_batch_output(path: Path, input_path: Path | None = None, columns=None) 
     missing = len(labels) - len(ids)
     return {"ids": ids, "titles": titles, "texts": texts, "labels": labs, "errors": errors,
             "missing_texts": missing, "input": str(input_path),
+            "crosstabs": [crosstab(col, counts) for col, counts in tables.items()],
             "model_version": versions.most_common(1)[0][0] if versions else None}
+
+
+EMPTY_VALUE = "(empty)"
+
+
+def crosstab_columns(row: dict) -> list[str]:
+    """The official columns of a register export that the report cross-tabulates laari against (``Et``, the
+    secondary theme), as this output row names them (matched after trimming and case-folding)."""
+    wanted = {fold(c) for c in CROSSTAB_COLUMNS}
+    return [k for k in row if fold(k) in wanted]
+
+
+def crosstab(column: str, counts: Counter) -> dict:
+    """Who is in which pool by an official column: ``counts[(laari, value)]`` as a table with laari rows, value
+    columns and totals (JSON-ready)."""
+    rows = sorted({a for a, _ in counts})
+    cols = sorted({b for _, b in counts}, key=lambda v: (v == EMPTY_VALUE, [(0, int(x), "") if x.isdigit() else
+                                                                           (1, 0, x) for x in re.split(r"(\d+)", v)]))
+    table = [[counts[(a, b)] for b in cols] for a in rows]
+    return {"column": column, "laari": rows, "values": cols, "counts": table,
+            "laari_totals": [sum(r) for r in table], "value_totals": [sum(c) for c in zip(*table)] if table else [],
+            "total": sum(counts.values())}
 
 
 def load_labelled_rows(path: Path, columns=None, label_col: str = "laari") -> dict:

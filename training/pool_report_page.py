@@ -111,6 +111,21 @@ def _keywords_text(block: dict, n: int = 10) -> str:
     return ", ".join(k["term"] for k in block["keywords"][:n]) or "–"
 
 
+def crosstab_sections(tables: Sequence[dict]) -> list[str]:
+    """laari against an official register column (``Et``, the secondary theme): who is in which pool."""
+    parts = []
+    for t in tables:
+        parts.append(f"<h2>laari × {_esc(t['column'])}</h2><p class=meta>Classified projects by laari (rows) and "
+                     f"the register's {_esc(t['column'])!s} (columns); {t['total']} projects.</p>")
+        parts.append("<table><tr><th>laari</th>" + "".join(f"<th>{_esc(v)}</th>" for v in t["values"])
+                     + "<th>total</th></tr>")
+        for lab, row, tot in zip(t["laari"], t["counts"], t["laari_totals"]):
+            parts.append(f"<tr><td>{_esc(lab)}</td>" + "".join(f"<td>{n}</td>" for n in row) + f"<td>{tot}</td></tr>")
+        parts.append("<tr><td><b>total</b></td>" + "".join(f"<td>{n}</td>" for n in t["value_totals"])
+                     + f"<td>{t['total']}</td></tr></table>")
+    return parts
+
+
 def render_html(report: dict, images: dict[str, bytes], title: str, extra_sections: Sequence[str] = ()) -> str:
     th = report["thresholds"]
     s = report["summary"]
@@ -151,6 +166,7 @@ def render_html(report: dict, images: dict[str, bytes], title: str, extra_sectio
                 "homogeneity.png": "Cohesion distribution and silhouette per pool against the threshold"}
     for name, data in images.items():
         parts.append(_img(name, data, captions.get(name, name)))
+    parts.extend(crosstab_sections(report.get("crosstabs") or []))
     parts.extend(extra_sections)
     for b in report["pools"]:
         parts.append(f"<h2 id='pool-{_esc(b['id'])}'>{_esc(b['id'])}"
