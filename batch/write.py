@@ -11,7 +11,7 @@ from pathlib import Path
 
 from classifier.atomic import atomic_file, atomic_write_json
 from classifier.register_layouts import by_name
-from classifier.result_rows import manifest_path, output_fields
+from classifier.result_rows import ROW_KINDS, manifest_path, output_fields
 from classifier.tables import delimited_layout, file_hash
 
 from .settings import BatchError
@@ -51,19 +51,9 @@ def parquet_schema(official: tuple[str, ...] = ()):
     """laari's fields, then the official columns of a register export as text (``output_fields``)."""
     import pyarrow as pa
 
-    scores = pa.map_(pa.string(), pa.float64())
-    fields = output_fields(official)
-    schema = pa.schema([
-        ("id", pa.string()), ("laari", pa.string()), ("laari_scores", scores), ("fit", pa.float64()),
-        ("fit_verdict", pa.string()), ("tags", pa.list_(pa.string())), ("tag_scores", scores),
-        ("explanation", pa.string()), ("model_version", pa.string()), ("out_of_theme_probability", pa.float64()),
-        ("language", pa.string()), ("warnings", pa.list_(pa.string())), ("error", pa.string()), ("row", pa.int64()),
-    ])
-    for name in fields[len(schema):]:
-        schema = schema.append(pa.field(name, pa.string()))
-    if tuple(schema.names) != fields:
-        raise RuntimeError(f"the Parquet schema {schema.names} and output_fields {fields} disagree")
-    return schema
+    types = {"text": pa.string(), "json": pa.string(), "number": pa.float64(), "integer": pa.int64(),
+             "texts": pa.list_(pa.string()), "scores": pa.map_(pa.string(), pa.float64())}
+    return pa.schema([(name, types[ROW_KINDS.get(name, "text")]) for name in output_fields(official)])
 
 
 class _ParquetWriter:

@@ -10,9 +10,18 @@ from typing import Iterator, Sequence
 from .project_rows import normalize_id
 from .tables import DataError, iter_delimited, iter_records
 
+# The output row contract, in order: each field and the kind of its value. The batch rows, every output format
+# (the Parquet schema is made from it), reading outputs back and the HTTP schema's prediction fields
+# (``tests/test_result_rows.py`` checks ``service.schemas.PredictionOut`` and ``Prediction`` against it) use it.
+ROW_KINDS: dict[str, str] = {
+    "id": "text", "laari": "text", "laari_scores": "scores", "fit": "number", "fit_verdict": "text",
+    "tags": "texts", "tag_scores": "scores", "explanation": "json", "model_version": "text",
+    "out_of_theme_probability": "number", "language": "text", "warnings": "texts", "error": "text",
+    "row": "integer",
+}
 PREDICTION_FIELDS = ("id", "laari", "laari_scores", "fit", "fit_verdict", "tags", "tag_scores", "explanation",
-                     "model_version")
-ROW_FIELDS = PREDICTION_FIELDS + ("out_of_theme_probability", "language", "warnings", "error", "row")
+                     "model_version")  # what a Prediction fills in; the rest of a row is the run's bookkeeping
+ROW_FIELDS = tuple(ROW_KINDS)
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
                   ".xlsx": "xlsx"}
 
