@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -88,3 +89,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, data) -> None:
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def replace_folder(staging: str | Path, target: str | Path) -> None:
+    """Put a completely written folder ``staging`` in the place of ``target`` (same parent folder): the old
+    ``target``, if any, is moved aside first and removed after, so that at every moment ``target`` is either the
+    old folder or the new one (a crash between the two renames leaves the old one under ``.NAME.old``)."""
+    staging, target = Path(staging), Path(target)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)

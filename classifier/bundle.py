@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, replace_folder
 from .explain import Reference
 from .model import LaariModel
 from .taxonomy import Taxonomy, taxonomy_from_dict
@@ -98,14 +98,7 @@ def save_bundle(target: str | Path, model: LaariModel, reference: Reference, tax
         key = signing_key() if signing is _FROM_ENV else signing
         if key:
             _write_signature(tmp, key)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -50,3 +50,21 @@ def test_an_error_inside_the_block_keeps_the_old_file(tmp_path):
             f.write(b"half")
             raise ValueError("stop")
     assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_folder_is_replaced_whole(tmp_path):
+    from classifier.atomic import replace_folder
+
+    target = tmp_path / "malli"
+    target.mkdir()
+    (target / "vanha.txt").write_text("vanha")
+    staging = tmp_path / ".malli.new"
+    staging.mkdir()
+    (staging / "uusi.txt").write_text("uusi")
+    replace_folder(staging, target)
+    assert sorted(p.name for p in target.iterdir()) == ["uusi.txt"]
+    assert not staging.exists() and not (tmp_path / ".malli.old").exists()
+    fresh = tmp_path / ".toinen.new"
+    fresh.mkdir()
+    replace_folder(fresh, tmp_path / "toinen")  # no folder there before
+    assert (tmp_path / "toinen").is_dir()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from classifier import __version__
+from classifier.atomic import atomic_write_text, replace_folder
 from classifier.bundle import read_manifest, save_bundle
 from classifier.embedders import Embedder, TextKind
 from classifier.explain import Reference
@@ -97,11 +97,8 @@ def _finish(registry: Registry, model: LaariModel, reference: Reference, taxonom
         version = f"{datetime.now(timezone.utc):%Y%m%d}-{full['bundle_hash'][:8]}"
     target = registry.path(version)
     full["version"] = version
-    (staging / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
-                                           encoding="utf-8")
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    atomic_write_text(staging / "manifest.json", json.dumps(full, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    replace_folder(staging, target)
     if promote:
         registry.promote(version)
     return TrainResult(version, target, read_manifest(target), time.time() - started)

@@ -11,7 +11,6 @@ mean pooling + L2 normalisation) that then loads offline with plain ``SentenceTr
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import replace_folder
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
@@ -286,12 +287,7 @@ def rebuild(target: Path, source: Path | None = None) -> Path:
             "prefixes": {"query": "query: ", "passage": "passage: "},
             "max_tokens": packed.max_positions,
         }, indent=2))
-        if target.exists():
-            old = target.with_name(target.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(st_dir, target)
+        replace_folder(st_dir, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

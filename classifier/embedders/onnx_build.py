@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
+from ..atomic import replace_folder
 from .sentence_transformer import EmbedderError, _read_prefixes, folder_id
 
 ONNX_FORMAT = 2  # bump when the folder changes shape (2: fused kernels)
@@ -151,12 +152,7 @@ def build(source: Path, target: Path | None = None, quantisation: str = "int8") 
             "built_with": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
                            "opset": OPSET},
         }, indent=2))
-        if target.exists():
-            old = target.with_name(target.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, target)
+        replace_folder(out, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
