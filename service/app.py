@@ -142,7 +142,7 @@ class AccessMiddleware:
 
 def _protect_logs(settings: Settings) -> None:
     """Keys never reach a log: a redacting filter on every handler of the root and uvicorn loggers."""
-    flt = KeyRedactingFilter(settings.api_keys.keys())
+    flt = KeyRedactingFilter(k.get_secret_value() for k in settings.api_keys)
     for name in (None, "uvicorn", "uvicorn.access", "uvicorn.error", "laari"):
         logger = logging.getLogger(name)
         for f in [f for f in logger.filters if isinstance(f, KeyRedactingFilter)]:

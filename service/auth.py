@@ -41,7 +41,7 @@ def lookup(settings: Settings, key: str) -> Role | None:
     found = None
     given = key.encode("utf-8")
     for candidate, role in settings.api_keys.items():
-        if hmac.compare_digest(given, candidate.encode("utf-8")):
+        if hmac.compare_digest(given, candidate.get_secret_value().encode("utf-8")):
             found = role
     return found
 

@@ -52,9 +52,10 @@ def _default_feedback_url() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LAARI_", extra="ignore", case_sensitive=False)
 
-    api_keys: Annotated[dict[str, Role], NoDecode] = Field(
+    api_keys: Annotated[dict[SecretStr, Role], NoDecode] = Field(
         default_factory=dict, repr=False,
-        description="API key -> role; from the environment as 'key1:reviewer,key2:admin'.")
+        description="API key -> role; from the environment as 'key1:reviewer,key2:admin'. The keys are SecretStr: "
+                    "printed, logged or dumped they show as '**********'.")
     predict_open: bool = Field(True, description="Predictions need no API key.")
     model: str | None = Field(None, description="Model version or folder to serve (default: the current one).")
     models_dir: Path | None = Field(None, description="The model registry (default: laari's models folder).")

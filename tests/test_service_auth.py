@@ -76,7 +76,8 @@ def test_settings_parse_keys_and_hide_them(monkeypatch):
     monkeypatch.setenv("LAARI_PREDICT_OPEN", "false")
     monkeypatch.setenv("LAARI_CORS_ORIGINS", "http://localhost:3000,https://a.example")
     s = Settings()
-    assert s.api_keys == {REVIEWER_KEY: Role.reviewer, ADMIN_KEY: Role.admin}
+    assert {k.get_secret_value(): r for k, r in s.api_keys.items()} == {REVIEWER_KEY: Role.reviewer,
+                                                                         ADMIN_KEY: Role.admin}
     assert s.predict_open is False
     assert s.cors_origins == ["http://localhost:3000", "https://a.example"]
     assert REVIEWER_KEY not in repr(s) and ADMIN_KEY not in str(s) and "2 key(s)" in repr(s)
@@ -97,3 +98,16 @@ def test_bad_key_settings_are_refused_clearly(monkeypatch, value, words):
 def test_feedback_url_password_is_hidden(monkeypatch):
     s = Settings(feedback_url="postgresql://laari:salasana@db.example/laari")
     assert "salasana" not in repr(s)
+
+
+def test_api_keys_are_secret_strings_that_never_print():
+    from pydantic import SecretStr
+
+    from service.settings import Settings
+
+    s = Settings(api_keys="avain-123:reviewer,toinen-456:admin")
+    assert all(isinstance(k, SecretStr) for k in s.api_keys)
+    shown = repr(s.api_keys) + repr(s) + str(s.model_dump())
+    assert "avain-123" not in shown and "toinen-456" not in shown
+    assert {k.get_secret_value(): r.value for k, r in s.api_keys.items()} == {"avain-123": "reviewer",
+                                                                                "toinen-456": "admin"}
