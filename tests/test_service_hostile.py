@@ -183,3 +183,16 @@ def test_unreadable_model_json_is_a_bundle_error(own_registry, tmp_path):
     rehash_manifest(dst)
     with pytest.raises(BundleError, match="model.json cannot be read as JSON"):
         load_bundle(dst)
+
+
+@pytest.mark.parametrize("doctype", [
+    '<!DOCTYPE w:document [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',  # expansion
+    '<!DOCTYPE w:document SYSTEM "file:///etc/passwd">',  # an external DTD
+])
+def test_a_docx_with_a_dtd_is_refused_by_the_xml_parser(client, doctype):  # noqa: F811
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>' + doctype
+           + '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+           '<w:p><w:r><w:t>&b;</w:t></w:r></w:p></w:body></w:document>').replace("&b;", "teksti"
+                                                                                 if "SYSTEM" in doctype else "&b;")
+    r = client.post("/v1/extract", files={"file": ("hanke.docx", docx_bytes(xml))})
+    assert r.status_code == 422 and "DTD" in r.json()["detail"]
