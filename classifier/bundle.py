@@ -27,6 +27,7 @@ import numpy as np
 
 from .atomic import atomic_write_text, replace_folder
 from .explain import Reference
+from .tables import file_hash
 from .model import LaariModel
 from .taxonomy import Taxonomy, taxonomy_from_dict
 
@@ -53,14 +54,6 @@ class Bundle:
     @property
     def version(self) -> str:
         return self.manifest["version"]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _dump_json(path: Path, data) -> None:
@@ -90,7 +83,7 @@ def save_bundle(target: str | Path, model: LaariModel, reference: Reference, tax
         _dump_json(tmp / "taxonomy.json", taxonomy.to_dict())
         for name, arr in sorted(arrays.items()):
             np.save(tmp / "arrays" / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(tmp)): file_hash(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         full = dict(manifest)
         full.update({"format": BUNDLE_FORMAT, "files": files, "bundle_hash": bundle_hash(files),
                      "taxonomy_hash": taxonomy.content_hash()})
@@ -132,7 +125,7 @@ def verify_bundle(path: str | Path) -> dict:
         f = path / name
         if not f.is_file():
             raise BundleError(f"{path}: file {name} listed in the manifest is missing")
-        if _sha256(f) != digest:
+        if file_hash(f) != digest:
             raise BundleError(f"{path}: file {name} does not match its sha256 in the manifest (tampered or corrupt)")
     if bundle_hash(expected) != manifest.get("bundle_hash"):
         raise BundleError(f"{path}: the manifest's bundle_hash does not match its file list")

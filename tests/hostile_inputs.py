@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.bundle import bundle_hash
+from classifier.tables import file_hash
 
 DOCX_XML = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
             '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
@@ -52,14 +52,10 @@ def docx_truncated() -> bytes:
     return data[: len(data) // 2]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def rehash_manifest(folder: Path) -> None:
     """Recompute the manifest's file hashes and bundle hash after a file was replaced (what a forger would do)."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+    files = {str(p.relative_to(folder)): file_hash(p) for p in sorted(folder.rglob("*"))
              if p.is_file() and p.name not in ("manifest.json", "manifest.sig")}
     manifest["files"] = files
     manifest["bundle_hash"] = bundle_hash(files)

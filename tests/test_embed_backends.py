@@ -14,7 +14,8 @@ from classifier.embedders import (CachedEmbedder, EmbedderError, EmbeddingCache,
                                   ensure_onnx_model, load_embedder, selected_backend)
 from classifier.embedders.backends import (BACKENDS, DEFAULT_BACKEND, UnknownBackendError, backend_id,
                                            split_id)
-from classifier.embedders.onnx_build import MARKER, MIN_COSINE, MODEL_FILE, ONNX_FORMAT, file_sha256
+from classifier.embedders.onnx_build import MARKER, MIN_COSINE, MODEL_FILE, ONNX_FORMAT
+from classifier.tables import file_hash
 from classifier.embedders.onnx_runtime import OnnxEmbedder
 from classifier.predictor import ModelMismatchError, Predictor
 from tests.conftest import HashingEmbedder
@@ -96,7 +97,7 @@ def _fake_build(folder, model_bytes=b"not an onnx model"):
     (folder / "tokenizer.json").write_text("{}")
     (folder / MARKER).write_text(json.dumps({
         "format": ONNX_FORMAT, "source_id": "m@0123456789ab", "quantisation": "int8", "dim": 4, "max_tokens": 16,
-        "prefixes": {"passage": "passage: "}, "sha256": file_sha256(folder / MODEL_FILE)}))
+        "prefixes": {"passage": "passage: "}, "sha256": file_hash(folder / MODEL_FILE)}))
     return folder
 
 

@@ -11,7 +11,6 @@ machine. The marker's sha256 is checked whenever the model is loaded (a damaged 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import config
 from ..atomic import replace_folder
+from ..tables import file_hash
 from .sentence_transformer import EmbedderError, _read_prefixes, folder_id
 
 ONNX_FORMAT = 2  # bump when the folder changes shape (2: fused kernels)
@@ -36,14 +36,6 @@ MIN_COSINE = {"int8": 0.97, "fp32": 0.9999}
 def onnx_dir(source: Path, quantisation: str) -> Path:
     """Where the ONNX form of the model folder ``source`` lives (keyed by the source's id)."""
     return config.laari_home() / "embedders" / f"{folder_id(Path(source))}.onnx-{quantisation}"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_marker(folder: Path) -> dict:
@@ -67,7 +59,7 @@ def read_marker(folder: Path) -> dict:
 
 def check_model_file(folder: Path, meta: dict) -> None:
     """Refuse a model file whose sha256 is not the one recorded when it was built."""
-    digest = file_sha256(Path(folder) / MODEL_FILE)
+    digest = file_hash(Path(folder) / MODEL_FILE)
     if digest != meta.get("sha256"):
         raise EmbedderError(f"{folder / MODEL_FILE}: sha256 {digest[:12]} is not the built file's "
                             f"{str(meta.get('sha256'))[:12]} (damaged or replaced); run `laari setup` to rebuild it")
@@ -148,7 +140,7 @@ def build(source: Path, target: Path | None = None, quantisation: str = "int8") 
             "max_tokens": max_tokens,
             "dim": dim,
             "pad_id": pad_id,
-            "sha256": file_sha256(out / MODEL_FILE),
+            "sha256": file_hash(out / MODEL_FILE),
             "built_with": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
                            "opset": OPSET},
         }, indent=2))
