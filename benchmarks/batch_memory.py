@@ -34,21 +34,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def build_register(path: Path, n: int) -> None:
+def register_rows(n: int):
+    """``(i, id, title, description)`` of ``n`` register rows cycled from the corpus, with an empty description
+    (row 17 of every 5,000) and a duplicate id (row 29) now and then, as real registers have."""
     recs = [json.loads(line) for f in ("train.jsonl", "heldout.jsonl")
             for line in (REPO / "training" / "data" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for i in range(n):
+        r = recs[i % len(recs)]
+        rid = f"S{300000 + i - (1 if i % 5000 == 29 else 0)}"
+        yield i, rid, r["title"], "" if i % 5000 == 17 else r["description"]
+
+
+def build_register(path: Path, n: int) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "title", "description"])
-        for i in range(n):
-            r = recs[i % len(recs)]
-            rid = f"S{300000 + i}"
-            desc = r["description"]
-            if i % 5000 == 17:
-                desc = ""
-            if i % 5000 == 29:
-                rid = f"S{300000 + i - 1}"
-            w.writerow([rid, r["title"], desc])
+        for _, rid, title, desc in register_rows(n):
+            w.writerow([rid, title, desc])
 
 
 def build_eura_export(path: Path, n: int) -> None:
@@ -60,24 +62,15 @@ def build_eura_export(path: Path, n: int) -> None:
     sys.path.insert(0, str(REPO))
     from classifier.register_layouts import EURA_2021
 
-    recs = [json.loads(line) for f in ("train.jsonl", "heldout.jsonl")
-            for line in (REPO / "training" / "data" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
     header = [c + " " if c == "Hankekoodi" else c for c in EURA_2021.columns]  # the export's trailing space
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("Hankkeet")
     ws.append(["Hankkeet, EURA 2021 - hakutulos"])
     ws.append([])
     ws.append(header)
-    for i in range(n):
-        r = recs[i % len(recs)]
-        rid = f"S{300000 + i}"
-        desc = r["description"]
-        if i % 5000 == 17:
-            desc = ""
-        if i % 5000 == 29:
-            rid = f"S{300000 + i - 1}"
+    for i, rid, title, desc in register_rows(n):
         values = {"Hankekoodi": rid, "Rahasto": "ESR+", "Tl": "4", "Et": ("4.1", "4.4", "4.6", "4.11")[i % 4],
-                  "Hankkeen nimi": r["title"], "Toteuttajan nimi": f"Toteuttaja {i % 97}",
+                  "Hankkeen nimi": title, "Toteuttajan nimi": f"Toteuttaja {i % 97}",
                   "Aloituspvm": dt.datetime(2023, 1 + i % 12, 1), "Päättymispvm": dt.datetime(2025, 1 + i % 12, 28),
                   "Suunniteltu rahoitus yhteensä": 100000 + i, "Sijainti": "Kanta-Häme",
                   EURA_2021.description: desc, "Hankekuvauksen osoite": f"https://eura2021.fi/hankkeet/{rid}"}
