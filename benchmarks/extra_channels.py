@@ -53,7 +53,8 @@ def main() -> None:
     tax = load_taxonomy()
     data = pipeline.load_files(pipeline.default_files(pipeline.DEFAULT_TRAINING_FILES), tax)
     docs = [document_text(t, d) for t, d in zip(data.titles, data.descriptions)]
-    E = load_embedder().encode(docs, TextKind.PASSAGE, progress=True)
+    embedder = load_embedder()
+    E = embedder.encode(docs, TextKind.PASSAGE, progress=True)
     reg = np.asarray(data.from_register, dtype=bool)
     model = LaariModel(tax.laari_ids, tax.out_of_theme.id, tax.tag_ids, config=TrainingConfig())
     model.fit(Documents(docs, E, [normalize(t or "") for t in data.titles]), data.laari, data.tags, select=reg,
@@ -148,7 +149,7 @@ def main() -> None:
     results["two_stages"] = {"cv": score(two_stage(P, inner))}
     held = load_labelled(pipeline.REGISTER_HELDOUT, tax)
     held_docs = [document_text(t, d) for t, d in zip(held.titles, held.descriptions)]
-    held_E = load_embedder().encode(held_docs, TextKind.PASSAGE)
+    held_E = embedder.encode(held_docs, TextKind.PASSAGE)
     hd = Documents(held_docs, held_E, [normalize(t or "") for t in held.titles])
     hf = model._channels(hd, router_only=True)
     P_held = model.predict_proba(hd)

@@ -109,7 +109,7 @@ class Predictor:
         docs: list[str] = []
         for i, item in enumerate(items):
             try:
-                doc = self._document(item)
+                doc = self.document(item)
             except InputError as exc:
                 results[i] = exc
                 continue
@@ -152,10 +152,6 @@ class Predictor:
     def document(self, item: ProjectInput) -> str:
         """The text the model reads for an item (title and description, normalised), or InputError saying why
         the item is refused."""
-        return self._document(item)
-
-    # ------------------------------------------------------------------ internals
-    def _document(self, item: ProjectInput) -> str:
         if not isinstance(item.description, str):
             raise InputError(f"description: expected text, got {type(item.description).__name__}")
         if item.title is not None and not isinstance(item.title, str):
@@ -170,6 +166,7 @@ class Predictor:
             raise InputError("description: no words to read (only digits, symbols or punctuation)")
         return join_document(normalize(item.title or ""), description)
 
+    # ------------------------------------------------------------------ internals
     def _predictions(self, items: Sequence[ProjectInput], docs: list[str], scores, explain: bool,
                      sentences: bool) -> list[Prediction]:
         """Predictions for a scored batch: the decisions, fit and explanations are worked out for all rows at

@@ -227,14 +227,13 @@ class MicroBatcher:
     async def _run(self, queue: _FairQueue) -> None:
         while True:
             batch = await self._collect(queue)
-            batch = [job for job in batch if not job.future.done()]  # a cancelled request needs no work
             if self.prepare is not None and len(batch) == 1 and queue.heavy(batch[0]):
                 await self._prepare_in_steps(queue, batch[0])
             await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
-        batch = [job for job in batch if not job.future.done()]
+        batch = [job for job in batch if not job.future.done()]  # a cancelled request needs no work
         groups: dict[Hashable, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.key, []).append(job)
