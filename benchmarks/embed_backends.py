@@ -46,6 +46,7 @@ def load_average() -> list[float]:
 
 def make_embedders(names: list[str]):
     from classifier.embedders import ensure_default_model, ensure_onnx_model
+    from classifier.embedders.onnx_build import QUANTISATIONS
     from classifier.embedders.onnx_runtime import OnnxEmbedder
     from classifier.embedders.sentence_transformer import SentenceTransformerEmbedder
 
@@ -54,10 +55,8 @@ def make_embedders(names: list[str]):
     for name in names:
         if name == "torch":
             out[name] = SentenceTransformerEmbedder(source, device="cpu")
-        elif name == "onnx-int8":
-            out[name] = OnnxEmbedder(ensure_onnx_model(source, "int8"))
-        elif name == "onnx-fp32":
-            out[name] = OnnxEmbedder(ensure_onnx_model(source, "fp32"))  # built here on first use
+        elif name.startswith("onnx-") and name[5:] in QUANTISATIONS:
+            out[name] = OnnxEmbedder(ensure_onnx_model(source, name[5:]))  # built here on first use
         else:
             raise SystemExit(f"unknown backend {name}")
     return out
@@ -181,7 +180,8 @@ def end_to_end(sample: Path, backends: list[str], repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backends", default="torch,onnx-int8,onnx-fp32", help="Which to compare (torch first).")
+    ap.add_argument("--backends", default="torch,onnx-int8pc,onnx-int8,onnx-fp32",
+                    help="Which to compare (torch first).")
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--limit", type=int, default=0, help="Time only the first N documents (the sample's come first).")

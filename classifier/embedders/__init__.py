@@ -4,10 +4,13 @@ of the default model (multilingual-e5-small) from the weights shipped in the ``n
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from .. import config
-from .backends import BACKENDS, DEFAULT_BACKEND, ONNX, ONNX_QUANTISATION, UnknownBackendError, selected_backend
+from .backends import (BACKENDS, DEFAULT_BACKEND, ENV_VAR, ONNX, ONNX_QUANTISATION, TORCH, UnknownBackendError,
+                       selected_backend)
 from .base import Embedder, TextKind
 from .cache import CachedEmbedder, EmbeddingCache
 from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
@@ -15,6 +18,8 @@ from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
 __all__ = ["Embedder", "TextKind", "CachedEmbedder", "EmbeddingCache", "SentenceTransformerEmbedder",
            "EmbedderError", "ensure_default_model", "ensure_onnx_model", "load_embedder", "BACKENDS",
            "DEFAULT_BACKEND", "selected_backend"]
+
+log = logging.getLogger(__name__)
 
 
 def ensure_default_model(rebuild_if_missing: bool = True) -> Path:
@@ -45,19 +50,29 @@ def ensure_onnx_model(source: Path, quantisation: str = ONNX_QUANTISATION, *, bu
 def load_embedder(folder: str | Path | None = None, *, cache: bool = True, device: str | None = None,
                   backend: str | None = None) -> Embedder:
     """The configured embedder: ``folder``, else ``$LAARI_EMBEDDER``, else the default e5 model, run by ``backend``
-    (else ``$LAARI_EMBED_BACKEND``, else the default backend); cached on disk, keyed by the embedder's id."""
+    (else ``$LAARI_EMBED_BACKEND``, else the default backend); cached on disk, keyed by the embedder's id.
+
+    The default backend (ONNX) builds the default model's ONNX form when it is missing, as the model itself is
+    rebuilt on first use; another model folder is run by torch unless ONNX is asked for by name (exporting a model
+    of the user's own is the user's decision), and a named ONNX backend whose build is missing is an error that
+    says to run ``laari setup``."""
     try:
+        explicit = backend is not None or bool(os.environ.get(ENV_VAR, "").strip())
         backend = selected_backend(backend)
     except UnknownBackendError as exc:
         raise EmbedderError(str(exc)) from exc
-    path = Path(folder) if folder else (config.embedder_override() or ensure_default_model())
+    custom = Path(folder) if folder else config.embedder_override()
+    path = custom or ensure_default_model()
     if not path.exists():
         raise EmbedderError(f"embedding model folder not found: {path}")
+    if backend == ONNX and not explicit and custom is not None:
+        log.info("embedding model %s is run by torch (set %s=onnx for its ONNX build)", path, ENV_VAR)
+        backend = TORCH
     embedder: Embedder
     if backend == ONNX:
         from .onnx_runtime import OnnxEmbedder
 
-        embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=False))
+        embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=not explicit))
     else:
         embedder = SentenceTransformerEmbedder(path, device=device)
     cache_path = config.embedding_cache_path() if cache else None

@@ -30,7 +30,7 @@ class OnnxEmbedder(ChunkingEmbedder):
         self.quantisation = self.meta["quantisation"]
         self.id = backend_id(self.meta["source_id"], ONNX, self.quantisation)
         self.dim = int(self.meta["dim"])
-        self.batch_size = 1 if self.quantisation == "int8" else 16
+        self.batch_size = 1 if self.quantisation.startswith("int8") else 16
         self.threads = threads
         self._max_tokens = int(self.meta["max_tokens"])
         self._pad_id = int(self.meta.get("pad_id", 0))
