@@ -11,7 +11,8 @@ How it works
   recorded is discarded and computed again.
 - The final OUT is assembled from the parts into a temporary file beside OUT and renamed over it, so OUT is
   always either the old file or the complete new one. ``OUT.manifest.json`` records the model, the input's
-  sha256, the counts, the times and the settings.
+  sha256, the counts, the times, the settings, and where the texts were embedded (``embedding``: the devices and
+  embedder ids the chunks record).
 - Engines: ``local`` (in this process, the default) and ``ray`` (Ray Data, one Predictor per worker actor). Both
   turn rows into output rows with :func:`predict_rows`, which calls ``Predictor.predict_many``; their outputs
   are identical.

@@ -17,12 +17,14 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
+from classifier.devices import Device
+
 console = Console(stderr=True)
 out = Console()
 
 
 def fail(message: str, code: int = 1):
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, as written
     raise typer.Exit(code)
 
 
@@ -38,15 +40,30 @@ def _errors():
     return (BatchError, BundleError, EmbedderError, TaxonomyError, DataError, ValueError, OSError)
 
 
-def _factory(model: Optional[str]):
+def _factory(model: Optional[str], device: Optional[Device] = None):
     """What builds the Predictor (tests replace this): the model resolved to its folder now, so that every worker
-    loads the same version even if the current model changes during the run."""
+    loads the same version even if the current model changes during the run; ``device``: where it embeds."""
     from classifier.registry import Registry
 
     from .predict import PredictorFactory
 
     path = Registry().resolve(model)
-    return PredictorFactory(model=str(path.resolve()))
+    return PredictorFactory(model=str(path.resolve()), device=device)
+
+
+def _device(device: Device, engine: str = "local", ray_address: Optional[str] = None) -> Device:
+    """The device a run embeds on, checked before anything is read (``resolve_device``: ``auto`` becomes the CPU
+    or CUDA, ``cuda`` without a CUDA device or with the ONNX engine named is an error). A Ray cluster elsewhere
+    (``--ray-address``) is not this machine: its workers resolve ``auto`` and ``cuda`` on their own GPUs."""
+    from classifier.devices import resolve_device
+    from classifier.embedders.backends import ONNX, named_backend
+
+    try:
+        if engine == "ray" and ray_address and named_backend() != ONNX:
+            return device
+        return resolve_device(device)
+    except ValueError as exc:  # DeviceError, or an unknown LAARI_EMBED_BACKEND
+        fail(str(exc))
 
 
 def _embedder():
@@ -98,6 +115,9 @@ def batch(
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="Ray: CPUs of the local instance."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", help="Ray: GPUs per actor (default: "
                                                     "1 when the cluster has GPUs, else 0)."),
+    device: Device = typer.Option(Device.AUTO, "--device", case_sensitive=False, help="Where the embedding model "
+                                  "runs: auto (a GPU when torch sees one, else the CPU), cpu, or cuda (an error "
+                                  "without one). On a GPU: fp16 weights, LAARI_CUDA_BATCH_SIZE texts at a time."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the run manifest as JSON."),
 ):
@@ -112,15 +132,16 @@ def batch(
                              explain="full" if explain_sentences else ("fast" if explain else "none"))
     run_register_job(input, output, settings, model=model, resume=resume, restart=restart, compare_to=compare_to,
                      engine=engine, workers=workers, ray_address=ray_address, num_cpus=num_cpus,
-                     gpus_per_worker=gpus_per_worker, quiet=quiet, as_json=as_json)
+                     gpus_per_worker=gpus_per_worker, device=device, quiet=quiet, as_json=as_json)
 
 
 def run_register_job(input: Path, output: Path, settings, *, model: Optional[str] = None, resume: bool = False,
                      restart: bool = False, compare_to: Optional[Path] = None, engine: str = "local",
                      workers: Optional[int] = None, ray_address: Optional[str] = None, num_cpus: Optional[int] = None,
-                     gpus_per_worker: Optional[float] = None, quiet: bool = False, as_json: bool = False) -> None:
+                     gpus_per_worker: Optional[float] = None, device: Device = Device.AUTO, quiet: bool = False,
+                     as_json: bool = False) -> None:
     """The one way the command line classifies a file (``laari batch`` and ``laari predict --input``): the batch
-    runner with a progress bar, then its summary."""
+    runner with a progress bar, then its summary. ``device`` is checked first, before the input is read."""
     from .local_engine import LocalEngine
     from .ray_engine import RayEngine
     from .run import run_batch
@@ -129,8 +150,9 @@ def run_register_job(input: Path, output: Path, settings, *, model: Optional[str
         fail(f"--engine: {engine!r}; use local or ray")
     if resume and restart:
         fail("--resume and --restart exclude each other")
+    where = _device(device, engine, ray_address)
     try:
-        factory = _factory(model)
+        factory = _factory(model, where)
         predictor = factory()
         if engine == "ray":
             try:
@@ -138,9 +160,9 @@ def run_register_job(input: Path, output: Path, settings, *, model: Optional[str
             except ImportError:
                 fail("--engine ray needs Ray: pip install 'ray[data]'")
             runner = RayEngine(factory, address=ray_address, workers=workers, num_cpus=num_cpus,
-                               gpus_per_worker=gpus_per_worker)
-        else:
-            runner = LocalEngine(predictor, workers=workers or 1, factory=factory)
+                               gpus_per_worker=gpus_per_worker, device=where)
+        else:  # CUDA does not survive a fork: workers beside a GPU model start afresh
+            runner = LocalEngine(predictor, workers=workers or 1, factory=factory, fork=where is not Device.CUDA)
     except _errors() as exc:
         fail(str(exc))
 
@@ -278,6 +300,9 @@ def predict(
                                           "output, one row per input row (unreadable rows become rows with `error` set)."),
     model: Optional[str] = typer.Option(None, help="Model version or folder (default: current)."),
     taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
+    device: Optional[Device] = typer.Option(None, "--device", case_sensitive=False, help="Where the embedding "
+                                            "model runs: auto, cpu or cuda, as for `laari batch` (default: auto "
+                                            "with --input; one description: a GPU in fp32 when there is one)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Suggest a laari, tags and fit for one description, or for every row of a file (`--input`: the same run as
@@ -294,10 +319,12 @@ def predict(
                 Predictor.load(model, taxonomy=_taxonomy(taxonomy))
             except _errors() as exc:
                 fail(str(exc))
-        run_register_job(input, output, BatchSettings(explain="full"), model=model, quiet=not sys.stderr.isatty())
+        run_register_job(input, output, BatchSettings(explain="full"), model=model, device=device or Device.AUTO,
+                         quiet=not sys.stderr.isatty())
         return
+    where = _device(device) if device is not None else None
     try:
-        predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy))
+        predictor = Predictor.load(model, taxonomy=_taxonomy(taxonomy), device=where)
     except _errors() as exc:
         fail(str(exc))
     if file is not None:

@@ -21,17 +21,19 @@ class LocalEngine:
 
     Workers are forked from this process once its Predictor is warm (model, lemma dictionary and vocabulary
     tables loaded), so they start at once and share those pages until they write to them; each opens its own
-    connection to the embedding cache and uses its share of the CPU threads. Where ``fork`` is not available they
-    are spawned and load the model through ``factory``."""
+    connection to the embedding cache and uses its share of the CPU threads. Where ``fork`` is not available, or
+    with ``fork=False`` (a model on a GPU: CUDA does not survive a fork), they are spawned and load the model
+    through ``factory``."""
 
     name = "local"
 
-    def __init__(self, predictor, *, workers: int = 1, factory: Callable | None = None):
+    def __init__(self, predictor, *, workers: int = 1, factory: Callable | None = None, fork: bool = True):
         if workers < 1:
             raise BatchError(f"workers: {workers}; at least 1")
         self.predictor = predictor
         self.workers = workers
         self.factory = factory
+        self.fork = fork
 
     def run(self, chunks: Iterable[list[InputRow]], explain: str, chunk_size: int) -> Iterator[ChunkResult]:
         if self.workers == 1:
@@ -44,7 +46,7 @@ class LocalEngine:
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         chunks = iter(chunks)
-        if "fork" in multiprocessing.get_all_start_methods():
+        if self.fork and "fork" in multiprocessing.get_all_start_methods():
             # the first chunk here: the workers then start with the word and token tables it filled
             first = next(chunks, None)
             if first is None:

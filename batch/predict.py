@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 import orjson
 
+from classifier.devices import Device
 from classifier.project_rows import InputRow
 from classifier.result_rows import PREDICTION_FIELDS, ROW_FIELDS
 
@@ -91,22 +92,27 @@ def cache_counts(predictor) -> tuple[int, int]:
     return (getattr(cache, "hits", 0), getattr(cache, "misses", 0)) if cache is not None else (0, 0)
 
 
+def embedding_info(predictor) -> dict:
+    """Where the predictor's embedder runs and its id (None for a model without embeddings, or an embedder that
+    does not say): what each chunk records, and the manifest sums up."""
+    embedder = getattr(predictor, "embedder", None)
+    if embedder is None:
+        return {"device": None, "embedder_id": None}
+    return {"device": getattr(embedder, "device", None), "embedder_id": getattr(embedder, "id", None)}
+
+
 @dataclass(frozen=True)
 class PredictorFactory:
-    """Builds a Predictor where it is needed (the driver, or each Ray worker): picklable, no model inside."""
+    """Builds a Predictor where it is needed (the driver, or each Ray worker): picklable, no model inside.
+    ``device``: where the embedding model runs (``classifier.embedders.Device``; None: the embedder's default)."""
 
     model: str | None = None  # a model folder (the driver resolves a version name to its folder)
-    device: str | None = None
+    device: Device | None = None
 
-    def __call__(self, device: str | None = None):
+    def __call__(self, device: Device | str | None = None):
         from classifier.predictor import Predictor
 
-        device = device or self.device
-        if device:
-            from classifier.embedders import load_embedder
-
-            return Predictor.load(self.model, embedder=load_embedder(device=device))
-        return Predictor.load(self.model)
+        return Predictor.load(self.model, device=device or self.device)
 
 
 # =====================================================================================================  engines
@@ -121,7 +127,7 @@ class ChunkResult:
     last_row: int
     errors: int
     counts: dict
-    stats: dict  # {"seconds", "cache_hits", "cache_misses"}
+    stats: dict  # {"seconds", "cache_hits", "cache_misses", "device", "embedder_id"}
 
 
 def jsonl_bytes(rows: Iterable[dict]) -> bytes:
@@ -142,7 +148,8 @@ def predict_chunk(predictor, chunk: list[InputRow], explain: str) -> ChunkResult
     h0, m0 = cache_counts(predictor)
     out = predict_rows(predictor, chunk, explain)
     h1, m1 = cache_counts(predictor)
-    return chunk_result(out, {"seconds": time.perf_counter() - t0, "cache_hits": h1 - h0, "cache_misses": m1 - m0})
+    return chunk_result(out, {"seconds": time.perf_counter() - t0, "cache_hits": h1 - h0, "cache_misses": m1 - m0,
+                              **embedding_info(predictor)})
 
 
 def error_reason(message: str) -> str:

@@ -137,7 +137,8 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
             meta = {"index": index, "rows": result.rows, "first_row": result.first_row,
                     "last_row": result.last_row, "errors": result.errors,
                     "counts": result.counts, "seconds": round(stats["seconds"], 3),
-                    "cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"], "finished": now(),
+                    "cache_hits": stats["cache_hits"], "cache_misses": stats["cache_misses"],
+                    "device": stats.get("device"), "embedder_id": stats.get("embedder_id"), "finished": now(),
                     "run_seconds": run_seconds}
             work.record({"chunk": meta})  # the chunk is done once this line is on disk
             state["chunks"].append(meta)

@@ -107,6 +107,13 @@ def _check_part(work: WorkDir, c: dict, first: dict, last: dict, n: int, previou
         raise BatchError(f"{work.part(c['index'])} does not match its record in state.json; use --restart")
 
 
+def embedding_summary(chunks: list[dict]) -> dict:
+    """Where the texts were embedded and by which engine: the devices (``cpu``, ``cuda``) and embedder ids the
+    chunks record, each once, sorted (more than one only when a run was resumed elsewhere; none for a model
+    without embeddings)."""
+    return {key + "s": sorted({c[key] for c in chunks if c.get(key)}) for key in ("device", "embedder_id")}
+
+
 def finalize(work: WorkDir, state: dict, out: Path, out_fmt: str, skipped: list[dict] | None = None) -> dict:
     """Assemble the parts into OUT (atomically) and write the manifest beside it. JSONL parts are copied as they
     are (each checked against its record: row count, first and last row); CSV, Parquet and Excel are converted.
@@ -160,6 +167,7 @@ def finalize(work: WorkDir, state: dict, out: Path, out_fmt: str, skipped: list[
                    for k, v in counts.items()},
         "embedding_cache": {"hits": sum(c["cache_hits"] for c in chunks),
                             "misses": sum(c["cache_misses"] for c in chunks)},
+        "embedding": embedding_summary(chunks),
         "started": state["started"],
         "finished": now(),
         "seconds": round(sum(r.get("seconds") or 0 for r in state["runs"]), 3),

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .bundle import Bundle, BundleError, load_bundle
+from .devices import Device
 from .embedders import Embedder, TextKind, load_embedder
 from .embedders.backends import split_id
 from .explain import fits, neighbours, sentence_support, term_explanations
@@ -65,8 +66,10 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, registry: Registry | None = None,
-             embedder: Embedder | None = None, taxonomy: Taxonomy | None = None) -> "Predictor":
-        """Load a model by version name or folder (the registry's current one by default)."""
+             embedder: Embedder | None = None, taxonomy: Taxonomy | None = None,
+             device: Device | str | None = None) -> "Predictor":
+        """Load a model by version name or folder (the registry's current one by default). ``device``: where the
+        embedding model runs when none is given and the model needs one (``load_embedder``)."""
         path = (registry or Registry()).resolve(str(model) if model else None)
         bundle = load_bundle(path)
         if taxonomy is not None:
@@ -76,7 +79,7 @@ class Predictor:
                                          + "; ".join(f"{k}: {', '.join(v)}" for k, v in diff.items())
                                          + " (+ only in the model, - only in the taxonomy); retrain")
         if embedder is None and (EMBEDDING in bundle.model.router or bundle.reference.space == EMBEDDING):
-            embedder = load_embedder()
+            embedder = load_embedder(device=device)
         return cls(bundle, embedder)
 
     @property

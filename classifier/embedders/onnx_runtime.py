@@ -23,6 +23,8 @@ from .sentence_transformer import EmbedderError
 class OnnxEmbedder(ChunkingEmbedder):
     """An ONNX build folder on the CPU; the model file is hash-checked and loaded on first use."""
 
+    device = "cpu"  # ONNX Runtime's CPU provider only
+
     def __init__(self, folder: str | Path, *, threads: int | None = None):
         self.folder = Path(folder)
         self.meta = read_marker(self.folder)

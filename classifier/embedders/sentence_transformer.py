@@ -10,7 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..config import cuda_batch_size
+from ..devices import cuda_available
+from .backends import torch_cuda_id
 from .chunking import ChunkingEmbedder, pool_chunks  # noqa: F401  (pool_chunks: imported from here too)
+
+CPU_BATCH_SIZE = 16
 
 
 class EmbedderError(RuntimeError):
@@ -47,15 +52,25 @@ def folder_id(folder: Path) -> str:
 
 
 class SentenceTransformerEmbedder(ChunkingEmbedder):
-    """A local sentence-transformers folder on the CPU (or a GPU when one is there and ``device`` allows)."""
+    """A local sentence-transformers folder, on ``device``: ``"cpu"``, ``"cuda"``, or None (a GPU when torch sees
+    one, else the CPU). ``fp16``: half-precision weights (CUDA only); its vectors differ slightly from the fp32
+    ones, so the engine has an id of its own (``backends.torch_cuda_id``). ``batch_size``: pieces per forward pass
+    (default 16; on CUDA ``config.cuda_batch_size()``)."""
 
-    def __init__(self, folder: str | Path, *, device: str | None = None, batch_size: int = 16):
+    def __init__(self, folder: str | Path, *, device: str | None = None, batch_size: int | None = None,
+                 fp16: bool = False):
         self.folder = Path(folder)
+        device = getattr(device, "value", device)  # a backends.Device is its name
+        if device not in (None, "cpu", "cuda"):
+            raise EmbedderError(f"device {device!r}: use cpu or cuda (or None)")
+        if fp16 and device != "cuda":
+            raise EmbedderError("fp16 weights are for CUDA only (device='cuda')")
         if not (self.folder / "modules.json").exists():
             raise EmbedderError(f"{self.folder}: not a sentence-transformers folder (no modules.json)")
         self.prefixes = _read_prefixes(self.folder)
-        self.id = folder_id(self.folder)
-        self.batch_size = batch_size
+        self.fp16 = fp16
+        self.id = torch_cuda_id(folder_id(self.folder)) if fp16 else folder_id(self.folder)
+        self.batch_size = batch_size or (cuda_batch_size() if device == "cuda" else CPU_BATCH_SIZE)
         self._device = device
         self._model = None
         self._tokenizer = None
@@ -63,6 +78,13 @@ class SentenceTransformerEmbedder(ChunkingEmbedder):
         self._lock = threading.Lock()
         config = json.loads((self.folder / "config.json").read_text()) if (self.folder / "config.json").exists() else {}
         self.dim = int(config.get("hidden_size", 0)) or 0
+
+    @property
+    def device(self) -> str:
+        """Where the model runs (``"cpu"`` or ``"cuda"``); with ``device=None``, decided on first use."""
+        if self._device is None:
+            self._device = "cuda" if cuda_available() else "cpu"
+        return self._device
 
     @property
     def model(self):
@@ -74,12 +96,9 @@ class SentenceTransformerEmbedder(ChunkingEmbedder):
 
                     hf_logging.set_verbosity_error()  # long texts are chunked here; their length warning is noise
 
-                    device = self._device
-                    if device is None:
-                        import torch
-
-                        device = "cuda" if torch.cuda.is_available() else "cpu"
-                    model = SentenceTransformer(str(self.folder), device=device, local_files_only=True)
+                    model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+                    if self.fp16:
+                        model.half()
                     self.dim = _embedding_dimension(model)
                     self._model = model
         return self._model
@@ -121,5 +140,6 @@ class SentenceTransformerEmbedder(ChunkingEmbedder):
         return self.dim or _embedding_dimension(self.model)
 
     def encode_pieces(self, pieces: list[str], *, progress: bool = False) -> np.ndarray:
-        return self.model.encode(pieces, batch_size=self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=progress)
+        vectors = self.model.encode(pieces, batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=progress)
+        return np.asarray(vectors, dtype=np.float32)  # fp16 weights give fp16 vectors
