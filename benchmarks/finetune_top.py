@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N rows (a quick trial of the script)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -76,6 +77,8 @@ def main() -> None:
     prefix = _read_prefixes(source).get("passage", "")  # as the engines prefix a document
 
     docs, labels, _ = training_rows()
+    if args.limit:
+        docs, labels = docs[:args.limit], labels[:args.limit]
     classes = sorted(set(labels))
     y = torch.tensor([classes.index(v) for v in labels])
     counts = np.bincount(y.numpy(), minlength=len(classes))
@@ -112,7 +115,7 @@ def main() -> None:
         for j, i in enumerate(ids):
             h[j, :lengths[j]] = hidden[i]
             mask[j, :lengths[j]] = 1
-        ext = bert.get_extended_attention_mask(mask, mask.shape)
+        ext = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min  # additive, as eager/sdpa take
         for layer in top:
             out = layer(h, attention_mask=ext)
             h = out[0] if isinstance(out, tuple) else out
@@ -149,7 +152,7 @@ def main() -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(ids)
+            total += float(loss.detach()) * len(ids)
         entry = {"epoch": epoch + 1, "loss": round(total / len(docs), 4), "seconds": round(time.perf_counter() - t0, 1)}
         log.append(entry)
         print(json.dumps(entry), flush=True)
