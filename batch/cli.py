@@ -117,7 +117,8 @@ def batch(
                                                     "1 when the cluster has GPUs, else 0)."),
     device: Device = typer.Option(Device.AUTO, "--device", case_sensitive=False, help="Where the embedding model "
                                   "runs: auto (a GPU when torch sees one, else the CPU), cpu, or cuda (an error "
-                                  "without one). On a GPU: fp16 weights, LAARI_CUDA_BATCH_SIZE texts at a time."),
+                                  "without one). On a GPU: the torch engine, fp16 weights, LAARI_CUDA_BATCH_SIZE pieces "
+                                  "at a time; on the CPU: the default engine (ONNX)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the run manifest as JSON."),
 ):
@@ -151,9 +152,11 @@ def run_register_job(input: Path, output: Path, settings, *, model: Optional[str
     if resume and restart:
         fail("--resume and --restart exclude each other")
     where = _device(device, engine, ray_address)
+    remote = engine == "ray" and bool(ray_address)
     try:
         factory = _factory(model, where)
-        predictor = factory()
+        # a cluster elsewhere embeds on its own devices; the driver here only reads the model, on the CPU
+        predictor = factory(Device.CPU) if remote else factory()
         if engine == "ray":
             try:
                 import ray  # noqa: F401
@@ -302,7 +305,7 @@ def predict(
     taxonomy: Optional[Path] = typer.Option(None, help="Refuse to run unless the model matches this taxonomy."),
     device: Optional[Device] = typer.Option(None, "--device", case_sensitive=False, help="Where the embedding "
                                             "model runs: auto, cpu or cuda, as for `laari batch` (default: auto "
-                                            "with --input; one description: a GPU in fp32 when there is one)."),
+                                            "with --input; one description: the default engine, ONNX on the CPU)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Suggest a laari, tags and fit for one description, or for every row of a file (`--input`: the same run as

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from classifier.project_rows import InputRow
 
-from classifier.devices import Device, DeviceError
+from classifier.devices import Device, DeviceError, cuda_available
 
 from .predict import ChunkResult, cache_counts, chunk_result, embedding_info, predict_rows
 
@@ -46,9 +46,8 @@ def _worker_device(asked: Device | None) -> Device | None:
         return Device.CPU
     try:
         import ray
-        import torch
 
-        has_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
+        has_gpu = bool(ray.get_gpu_ids()) and cuda_available()
     except Exception:  # noqa: BLE001 - no GPU support: the CPU it is
         has_gpu = False
     if has_gpu:

@@ -12,6 +12,8 @@ Starts the service as a separate process on a loopback port (the real `laari ser
 5. the same load for ``--reload-duration`` seconds while an admin reloads the model every ``--reload-every`` s
    (alternating between ``--model`` and ``--reload-model`` when given): failed requests.
 
+The per-client limits are off: this measures what the service can do, and one benchmark client would otherwise
+be refused after its first 30,000 characters a minute (``benchmarks/service_fairness.py`` measures the limits).
 Every text is new to the service (sentences of the held-out split in a random order, cut to 200 words, with a
 unique number), so the embedding cache cannot answer for it; the cache file is a temporary one.
 
@@ -94,7 +96,9 @@ def serve_command() -> list[str]:
 def start_server(args, tmp: Path) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, LAARI_API_KEYS=f"{ADMIN_KEY}:admin", LAARI_FEEDBACK_URL=str(tmp / "feedback.sqlite"),
                LAARI_EMBEDDING_CACHE=str(tmp / "embedding-cache.sqlite"), LAARI_LOAD_IN_BACKGROUND="false",
-               LAARI_BATCH_MAX_ITEMS=str(args.batch), LAARI_BATCH_WAIT_MS=str(args.wait_ms))
+               LAARI_BATCH_MAX_ITEMS=str(args.batch), LAARI_BATCH_WAIT_MS=str(args.wait_ms),
+               # capacity, not sharing: the per-client limits (service_fairness.py measures them) are off
+               LAARI_CLIENT_QUEUED_CHARS="0", LAARI_CLIENT_CHARS_PER_MINUTE="0", LAARI_CLIENT_REQUESTS_PER_MINUTE="0")
     if args.models_dir:
         env["LAARI_MODELS_DIR"] = str(Path(args.models_dir).resolve())
     cmd = serve_command() + ["--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning"]

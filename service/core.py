@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from classifier.bundle import MANIFEST, BundleError, read_manifest, verify_signature
 from classifier.embedders import Embedder, EmbedderError, TextKind
+from classifier.embedders.backends import split_id
 from classifier.prediction import Prediction, ProjectInput
 from classifier.predictor import InputError, ModelMismatchError, Predictor
 from classifier.registry import Registry
@@ -226,7 +227,7 @@ class LaariService:
 
     def _handle_for(self, predictor: Predictor) -> ModelHandle:
         if predictor.embedder is not None:
-            self._embedders.setdefault(predictor.embedder.id, predictor.embedder)
+            self._embedders.setdefault(split_id(predictor.embedder.id)[0], predictor.embedder)
         return ModelHandle(predictor, compute_pools(predictor), datetime.now(timezone.utc))
 
     def _install(self, handle: ModelHandle) -> None:
@@ -251,7 +252,9 @@ class LaariService:
             if key is not None and key.get_secret_value():
                 verify_signature(path, key)
             manifest = read_manifest(path)
-            embedder = self._embedders.get(manifest.get("embedder_id") or "")
+            # one embedder per embedding model, whichever engine a version's training vectors came from (a
+            # version trained on torch vectors is served by the engine already loaded, as a fresh load would be)
+            embedder = self._embedders.get(split_id(manifest.get("embedder_id") or "")[0])
             predictor = Predictor.load(path, registry=self.registry, embedder=embedder)
             predictor.warm_up()  # here, not in the first request: lemma dictionary, vocabulary tables
             self._check_prediction(predictor, name)

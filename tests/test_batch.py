@@ -552,3 +552,41 @@ def test_paragraphs_inside_a_quoted_description_are_not_mistaken_for_records(tmp
                  'ja kolmas rivi"\nS20002,Toka,Kuvaus\n', encoding="utf-8")
     rows = list(iter_rows(p))
     assert [(n, rec["id"], err) for n, rec, err in rows] == [(1, "S20001", None), (2, "S20002", None)]
+
+
+def test_a_remote_ray_cluster_gets_the_asked_device_and_the_driver_stays_on_the_cpu(tmp_path, monkeypatch,
+                                                                                   trained_bundle, rows40):
+    """--device cuda with --ray-address: the workers on the cluster resolve it on their GPUs; the driver, which may
+    have none, loads the model on the CPU instead of failing."""
+    import torch
+    import typer
+    from typer.testing import CliRunner
+
+    from batch import cli as batch_cli
+    from batch import ray_engine
+    from classifier.devices import Device
+    from classifier.tables import DataError
+
+    calls, engines = [], []
+
+    class Recording(HashingFactory):
+        def __call__(self, device=None):
+            calls.append(device)
+            return super().__call__(device)
+
+    class FakeRay:
+        def __init__(self, factory, **kw):
+            engines.append(kw["device"])
+            raise DataError("stop before connecting")
+
+    monkeypatch.setattr(batch_cli, "_factory", lambda model, device=None: Recording(str(trained_bundle.path)))
+    monkeypatch.setattr(ray_engine, "RayEngine", FakeRay)
+    monkeypatch.delenv("LAARI_EMBED_BACKEND", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    app = typer.Typer()
+    batch_cli.register(app)
+    inp = write_rows(rows40[:4], tmp_path / "in.jsonl")
+    res = CliRunner().invoke(app, ["batch", str(inp), str(tmp_path / "out.jsonl"), "--engine", "ray",
+                                   "--ray-address", "ray://cluster:10001", "--device", "cuda", "-q"])
+    assert res.exit_code == 1 and "stop before connecting" in res.output, res.output
+    assert calls == [Device.CPU] and engines == [Device.CUDA]

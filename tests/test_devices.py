@@ -1,10 +1,8 @@
 """Where the embedding model runs: ``auto``/``cpu``/``cuda`` resolved in one place (no GPU needed: torch's view of
-CUDA is patched), the fp16 CUDA engine's own embedder id, and pieces embedded longest first but returned in the
-texts' order."""
+CUDA is patched), the fp16 CUDA engine's own embedder id, and which engine a device gets."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 
@@ -15,7 +13,6 @@ from classifier.bundle import load_bundle
 from classifier.devices import Device, DeviceError, resolve_device
 from classifier.embedders import EmbedderError, EmbeddingCache, TextKind, load_embedder
 from classifier.embedders.backends import backend_id, split_id, torch_cuda_id
-from classifier.embedders.chunking import ChunkingEmbedder
 from classifier.embedders.sentence_transformer import SentenceTransformerEmbedder, folder_id
 from classifier.predictor import ModelMismatchError, Predictor
 from tests.conftest import HashingEmbedder
@@ -152,62 +149,3 @@ def test_a_model_trained_on_cpu_vectors_accepts_the_gpu_engine_of_the_same_model
     stranger.id = torch_cuda_id("another-model@0123456789ab")
     with pytest.raises(ModelMismatchError, match="trained with embedder"):
         Predictor(bundle, stranger)
-
-
-# ------------------------------------------------------------------ pieces in length order
-class _RecordingEmbedder(ChunkingEmbedder):
-    """Words are tokens; a text over 12 words is chunked. Records the pieces in the order it is handed them and
-    gives each piece a vector of its own (from a hash of the piece)."""
-
-    id = "recording"
-    dim = 8
-    prefixes = {"passage": "p: "}
-
-    def __init__(self):
-        self.calls: list[list[str]] = []
-
-    @property
-    def max_tokens(self) -> int:
-        return 12
-
-    def count_tokens(self, texts):
-        return [len(t.split()) + 2 for t in texts]
-
-    def encode_pieces(self, pieces, *, progress=False):
-        self.calls.append(list(pieces))
-        out = np.zeros((len(pieces), self.dim), dtype=np.float32)
-        for i, piece in enumerate(pieces):
-            seed = int.from_bytes(hashlib.blake2b(piece.encode(), digest_size=8).digest(), "little")
-            v = np.random.default_rng(seed).normal(size=self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
-
-
-TEXTS = [
-    "Lyhyt.",
-    "Hankkeessa kehitetään kotihoidon työhyvinvointia kolmessa kunnassa.",
-    "Pk-yritysten henkilöstö. " * 3,
-    "Osatyökykyisten työllistymistä tuetaan. Työkykykoordinaattori auttaa. Esihenkilöt oppivat. " * 3,
-    "Muutos.",
-    "Digitaaliset työkalut tulevat tutuiksi kaikille työntekijöille hankkeen aikana.",
-]
-
-
-def test_pieces_are_embedded_longest_first_and_come_back_in_the_texts_order():
-    emb = _RecordingEmbedder()
-    together = emb.encode(TEXTS)
-    assert len(emb.calls) == 1
-    handed = emb.calls[0]
-    lengths = [len(p) for p in handed]
-    assert lengths == sorted(lengths, reverse=True) and lengths != [len(p) for p in sorted(handed, key=len)]
-    assert len(handed) > len(TEXTS)  # one text was chunked: its pieces are among the others
-    alone = np.stack([_RecordingEmbedder().encode([t])[0] for t in TEXTS])
-    np.testing.assert_allclose(together, alone, atol=1e-6)  # each text gets its own vector back
-    assert not np.allclose(together[0], together[1])
-
-
-def test_pieces_already_in_length_order_are_handed_over_as_they_are():
-    emb = _RecordingEmbedder()
-    texts = sorted(TEXTS[:3], key=len, reverse=True)
-    emb.encode(texts)
-    assert emb.calls[0] == ["p: " + t for t in texts]

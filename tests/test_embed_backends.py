@@ -11,7 +11,7 @@ import pytest
 
 from classifier.bundle import load_bundle
 from classifier.embedders import (CachedEmbedder, EmbedderError, EmbeddingCache, TextKind, ensure_default_model,
-                                  ensure_onnx_model, load_embedder, selected_backend)
+                                  ensure_onnx_model, load_embedder, named_backend)
 from classifier.embedders.backends import (BACKENDS, DEFAULT_BACKEND, ONNX_QUANTISATION, UnknownBackendError,
                                            backend_id, split_id)
 from classifier.embedders.onnx_build import MARKER, MIN_COSINE, MODEL_FILE, ONNX_FORMAT
@@ -32,13 +32,14 @@ SENTENCES = [
 # ------------------------------------------------------------------ choosing the backend
 def test_the_env_var_chooses_the_backend(monkeypatch):
     monkeypatch.delenv("LAARI_EMBED_BACKEND", raising=False)
-    assert selected_backend() == DEFAULT_BACKEND
+    assert named_backend() is None and DEFAULT_BACKEND in BACKENDS  # none named: load_embedder takes the default
+    assert named_backend("torch") == "torch"
     for name in BACKENDS:
         monkeypatch.setenv("LAARI_EMBED_BACKEND", name.upper())
-        assert selected_backend() == name
+        assert named_backend() == name
     monkeypatch.setenv("LAARI_EMBED_BACKEND", "tensorflow")
     with pytest.raises(UnknownBackendError, match="torch, onnx"):
-        selected_backend()
+        named_backend()
 
 
 def test_load_embedder_runs_the_chosen_engine(monkeypatch, tmp_path):

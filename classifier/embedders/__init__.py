@@ -11,14 +11,14 @@ from pathlib import Path
 from .. import config
 from ..devices import Device, DeviceError, resolve_device
 from .backends import (BACKENDS, DEFAULT_BACKEND, ENV_VAR, ONNX, ONNX_QUANTISATION, TORCH, UnknownBackendError,
-                       named_backend, selected_backend)
+                       named_backend)
 from .base import Embedder, TextKind
 from .cache import CachedEmbedder, EmbeddingCache
 from .sentence_transformer import EmbedderError, SentenceTransformerEmbedder
 
 __all__ = ["Embedder", "TextKind", "CachedEmbedder", "EmbeddingCache", "SentenceTransformerEmbedder",
            "EmbedderError", "ensure_default_model", "ensure_onnx_model", "load_embedder", "BACKENDS",
-           "DEFAULT_BACKEND", "selected_backend", "Device", "DeviceError", "resolve_device"]
+           "DEFAULT_BACKEND", "named_backend", "Device", "DeviceError", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,18 @@ def ensure_onnx_model(source: Path, quantisation: str = ONNX_QUANTISATION, *, bu
     from .onnx_build import build, is_built, onnx_dir
 
     folder = onnx_dir(source, quantisation)
-    if not is_built(folder, source, check_file=build_if_missing):
-        if not build_if_missing:
-            raise EmbedderError(f"the ONNX embedding model is not built ({folder}); run `laari setup`")
-        build(source, folder, quantisation)
+    if is_built(folder, source, check_file=build_if_missing):
+        return folder
+    if not build_if_missing:
+        raise EmbedderError(f"the ONNX embedding model is not built ({folder}); run `laari setup`")
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # several processes starting at once (service workers, batch workers) build it once: the others wait, then
+    # find it built
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if not is_built(folder, source, check_file=True):
+            build(source, folder, quantisation)
     return folder
 
 

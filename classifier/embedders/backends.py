@@ -41,10 +41,6 @@ def named_backend(value: str | None = None) -> str | None:
     return name or None
 
 
-def selected_backend(value: str | None = None) -> str:
-    """``value``, else ``$LAARI_EMBED_BACKEND``, else the default; refuses a name that is not a backend."""
-    return named_backend(value) or DEFAULT_BACKEND
-
 
 def backend_id(model_id: str, backend: str, quantisation: str | None = None) -> str:
     """The embedder id of ``model_id`` run by ``backend`` (the torch id is the model's own, as it always was)."""

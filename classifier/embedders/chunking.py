@@ -1,7 +1,7 @@
 """What every transformer engine shares: the e5 prefixes, the token budget, splitting long texts into chunks at
 sentence boundaries (never cut), and pooling the chunks' vectors back into one vector per text. An engine only
-counts tokens and turns a list of prefixed pieces into unit vectors; the pieces of all the texts of a call are
-handed to it together, longest first, and their vectors put back in the texts' order."""
+counts tokens and turns a list of prefixed pieces into unit vectors (batching them by length itself: sentence-
+transformers sorts by length, the ONNX engine by token count), in the order it was given them."""
 
 from __future__ import annotations
 
@@ -99,20 +99,8 @@ class ChunkingEmbedder(Embedder):
             for piece in self.chunk(text, prefix):
                 owners.append(i)
                 flat.append(prefix + piece)
-        vectors = self.encode_sorted(flat, progress=progress)
+        vectors = self.encode_pieces(flat, progress=progress)  # each engine batches pieces by length
         return pool_chunks(vectors, owners, len(texts), self.count_tokens(flat) if len(flat) > len(texts) else None)
-
-    def encode_sorted(self, pieces: list[str], *, progress: bool = False) -> np.ndarray:
-        """``encode_pieces`` with the pieces handed over longest first (characters, as sentence-transformers
-        measures them), so that each batch holds pieces of similar length and pads little whatever the texts'
-        order; the vectors come back in the order of ``pieces``."""
-        order = sorted(range(len(pieces)), key=lambda i: -len(pieces[i]))  # stable: equal lengths keep their order
-        if order == list(range(len(pieces))):
-            return self.encode_pieces(pieces, progress=progress)
-        sorted_vectors = self.encode_pieces([pieces[i] for i in order], progress=progress)
-        vectors = np.empty_like(sorted_vectors)
-        vectors[order] = sorted_vectors
-        return vectors
 
     def encode_steps(self, text: str, kind: TextKind = TextKind.PASSAGE,
                      pieces_per_step: int = 2) -> Generator[None, None, np.ndarray]:
