@@ -13,6 +13,7 @@ from classifier.result_rows import manifest_path, output_format
 from classifier.tables import count_rows, file_hash
 
 from .local_engine import LocalEngine
+from .predict import embedding_info
 from .settings import EXPLAIN_MODES, BatchError, BatchResult, BatchSettings
 from .workdir import STATE_FORMAT, WorkDir
 from .write import finalize, now
@@ -110,6 +111,11 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
         rows_done = sum(c["rows"] for c in state["chunks"])
         if rows_done:
             log(f"resuming after row {rows_done} ({len(state['chunks'])} chunk(s) done)")
+            before = sorted({c.get("embedder_id") for c in state["chunks"]} - {None})
+            now_id = embedding_info(predictor)["embedder_id"]
+            if now_id is not None and before and before != [now_id]:
+                log(f"note: the rows done so far were embedded by {', '.join(before)}; the rest by {now_id} "
+                    "(the manifest's embedding block lists both)")
         run_info = {"started": started, "engine": engine.name, "resumed_after_rows": rows_done, "ended": None}
         work.record({"run": run_info})
         state["runs"].append({**run_info, "rows": 0})

@@ -407,7 +407,9 @@ def test_manifest_records_the_device_and_embedder_id(tmp_path, trained_bundle, p
     assert json.loads(manifest_path(tmp_path / "gpu.jsonl").read_text())["embedding"] == expected
     with pytest.raises(Stop):  # begun on the GPU, finished on the CPU: both are recorded
         run(inp, tmp_path / "mixed.jsonl", on_gpu, after_chunk=stop_after(0))
-    result = run(inp, tmp_path / "mixed.jsonl", on_cpu, resume=True)
+    said = []
+    result = run(inp, tmp_path / "mixed.jsonl", on_cpu, resume=True, log=said.append)
+    assert any("embedded by test-hashing-256+torch-cuda-fp16; the rest by test-hashing-256" in m for m in said)
     assert result.manifest["embedding"] == {"devices": ["cpu", "cuda"],
                                             "embedder_ids": ["test-hashing-256", "test-hashing-256+torch-cuda-fp16"]}
     result = run(inp, tmp_path / "unsaid.jsonl", predictor)  # an embedder that does not say where it runs
