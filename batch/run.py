@@ -112,7 +112,8 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, predictor=None
         if rows_done:
             log(f"resuming after row {rows_done} ({len(state['chunks'])} chunk(s) done)")
             before = sorted({c.get("embedder_id") for c in state["chunks"]} - {None})
-            now_id = embedding_info(predictor)["embedder_id"]
+            # the local engine embeds with this predictor's engine; Ray workers choose their own (their chunks say)
+            now_id = embedding_info(predictor)["embedder_id"] if engine.name == "local" else None
             if now_id is not None and before and before != [now_id]:
                 log(f"note: the rows done so far were embedded by {', '.join(before)}; the rest by {now_id} "
                     "(the manifest's embedding block lists both)")

@@ -88,7 +88,7 @@ def main() -> None:
 
     # the frozen part, once per text: hidden states entering layer `first`
     t0 = time.perf_counter()
-    hidden, masks = [], []
+    hidden = []
     order = np.argsort([len(ids) for ids in enc["input_ids"]])
     with torch.no_grad():
         for start in range(0, len(docs), 16):

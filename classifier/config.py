@@ -7,7 +7,8 @@
 - ``LAARI_EMBEDDING_CACHE``: ``off`` disables the on-disk embedding cache.
 - ``LAARI_EMBED_BACKEND``: ``torch`` or ``onnx``, the engine that runs the embedding model (see
   ``classifier/embedders/backends.py``).
-- ``LAARI_CUDA_BATCH_SIZE``: texts the embedding model reads at once on a GPU (default 64; 16 on the CPU).
+- ``LAARI_CUDA_BATCH_SIZE``: pieces (texts, or chunks of long ones) the embedding model reads at once on a GPU
+  (default 64; 16 on the CPU).
 """
 
 from __future__ import annotations

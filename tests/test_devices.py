@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 
-import numpy as np
 import pytest
 
 from classifier.bundle import load_bundle
@@ -20,8 +19,8 @@ from tests.conftest import HashingEmbedder
 
 @pytest.fixture()
 def cuda(monkeypatch):
-    """Set what torch says about CUDA: ``cuda(True)`` or ``cuda(False)``; the torch backend unless a test sets
-    another."""
+    """Set what torch says about CUDA: ``cuda(True)`` or ``cuda(False)``; no backend named unless a test names
+    one."""
     import torch
 
     monkeypatch.delenv("LAARI_EMBED_BACKEND", raising=False)

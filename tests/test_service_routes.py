@@ -326,24 +326,42 @@ def test_reload_errors_keep_the_old_model(client, model, status, words):
     assert client.get("/v1/model").json()["version"] == "unit"
 
 
-def test_reload_refuses_a_model_for_another_embedder(client, hashing_registry, tmp_path, monkeypatch):
+def _reload_a_copy_recording(client, hashing_registry, version: str, embedder_id: str):
+    """Reload a copy of the served version whose manifest says its vectors came from ``embedder_id``; the copy is
+    removed again whatever the answer."""
+    import shutil
+
     from tests.service_fixtures import copy_version
 
-    monkeypatch.setenv("LAARI_EMBEDDER", str(tmp_path / "no-such-embedder"))
-
-    dst = copy_version(hashing_registry.root / "unit", hashing_registry.root, "other-embedder")
+    dst = copy_version(hashing_registry.root / "unit", hashing_registry.root, version)
     manifest = json.loads((dst / "manifest.json").read_text())
-    manifest["embedder_id"] = "some-other-model@123"
+    manifest["embedder_id"] = embedder_id
     (dst / "manifest.json").write_text(json.dumps(manifest))
     try:
-        r = client.post("/v1/admin/reload", headers=ADMIN, json={"model": "other-embedder"})
+        return client.post("/v1/admin/reload", headers=ADMIN, json={"model": version})
     finally:
-        import shutil
-
         shutil.rmtree(dst)
+
+
+def test_reload_refuses_a_model_for_another_embedder(client, hashing_registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAARI_EMBEDDER", str(tmp_path / "no-such-embedder"))
+    r = _reload_a_copy_recording(client, hashing_registry, "other-embedder", "some-other-model@123")
     assert r.status_code == 409, r.text
     assert "embedding model" in r.json()["detail"]
     assert client.get("/v1/model").json()["version"] == "unit"
+
+
+def test_reload_of_a_version_trained_on_another_engine_of_the_same_model_reuses_the_loaded_embedder(
+        client, hashing_registry, tmp_path, monkeypatch):
+    """A version whose training vectors came from another engine of the same embedding model (torch against ONNX)
+    is served by the embedder already loaded: no second engine is loaded (here, loading one would fail)."""
+    from classifier.embedders.backends import backend_id
+
+    monkeypatch.setenv("LAARI_EMBEDDER", str(tmp_path / "no-such-embedder"))
+    served = client.get("/v1/model").json()["embedder_id"]
+    r = _reload_a_copy_recording(client, hashing_registry, "other-engine", backend_id(served, "onnx", "int8pc"))
+    assert r.status_code == 200, r.text
+    assert r.json()["model_version"] == "other-engine"
 
 
 # --------------------------------------------------------------------------- web, docs, headers, CORS
@@ -377,26 +395,3 @@ def test_cors_is_off_by_default_and_on_by_setting(make_client):
     on = make_client(cors_origins="https://example.org")
     assert on.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://example.org"
     assert "access-control-allow-origin" not in on.get("/health", headers={"Origin": "https://evil.example"}).headers
-
-
-def test_reload_of_a_version_trained_on_another_engine_of_the_same_model_reuses_the_loaded_embedder(
-        client, hashing_registry, tmp_path, monkeypatch):
-    """A version whose training vectors came from another engine of the same embedding model (torch against ONNX)
-    is served by the embedder already loaded: no second engine is loaded (here, loading one would fail)."""
-    from classifier.embedders.backends import backend_id
-    from tests.service_fixtures import copy_version
-
-    monkeypatch.setenv("LAARI_EMBEDDER", str(tmp_path / "no-such-embedder"))
-    served = client.get("/v1/model").json()["embedder_id"]
-    dst = copy_version(hashing_registry.root / "unit", hashing_registry.root, "other-engine")
-    manifest = json.loads((dst / "manifest.json").read_text())
-    manifest["embedder_id"] = backend_id(served, "onnx", "int8pc")
-    (dst / "manifest.json").write_text(json.dumps(manifest))
-    try:
-        r = client.post("/v1/admin/reload", headers=ADMIN, json={"model": "other-engine"})
-    finally:
-        import shutil
-
-        shutil.rmtree(dst)
-    assert r.status_code == 200, r.text
-    assert r.json()["model_version"] == "other-engine"

@@ -60,7 +60,7 @@ class SentenceTransformerEmbedder(ChunkingEmbedder):
     def __init__(self, folder: str | Path, *, device: str | None = None, batch_size: int | None = None,
                  fp16: bool = False):
         self.folder = Path(folder)
-        device = getattr(device, "value", device)  # a backends.Device is its name
+        device = getattr(device, "value", device)  # a devices.Device is its name
         if device not in (None, "cpu", "cuda"):
             raise EmbedderError(f"device {device!r}: use cpu or cuda (or None)")
         if fp16 and device != "cuda":
